@@ -1,0 +1,249 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// fwledger: decentralized firmware updates over an authenticated ledger channel and IPFS.
+#[derive(Debug, Parser)]
+#[command(name = "fwledger", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Home directory (default: $FWLEDGER_HOME, else ~/.local/share/fwledger).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub home: Option<PathBuf>,
+    /// Ledger URL: `embedded` (HOME/ledger.sqlite) or `sqlite:PATH`.
+    #[arg(long, global = true, value_name = "URL", env = "FWLEDGER_LEDGER", default_value = "embedded")]
+    pub ledger: String,
+    /// Content store URL: `embedded` (HOME/store) or `embedded:PATH`.
+    #[arg(long, global = true, value_name = "URL", env = "FWLEDGER_STORE", default_value = "embedded")]
+    pub store: String,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Vendor side: keys, releases, the channel and its readers.
+    #[command(subcommand)]
+    Vendor(VendorCommand),
+    /// Read a channel with a subscription token; move channel messages between ledgers.
+    #[command(subcommand)]
+    Channel(ChannelCommand),
+    /// Print the IPFS CID of a file, exactly as `ipfs add --only-hash -Q` does.
+    Cid {
+        /// The file.
+        file: PathBuf,
+        /// UnixFS profile: unixfs-v1-2025 (default) or unixfs-v0-2015.
+        #[arg(long, default_value = "unixfs-v1-2025")]
+        profile: String,
+    },
+    /// Verify a signed manifest and an image against a vendor root key.
+    Verify(VerifyArgs),
+    /// Fetch the image a signed manifest names from the content store, verified while it streams.
+    Fetch {
+        /// The signed manifest.
+        #[arg(long)]
+        manifest: PathBuf,
+        /// Vendor root public key, hex.
+        #[arg(long)]
+        vendor_key: String,
+        /// Where to write the verified image.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Export or import content as CAR files (offline transfer between stores).
+    #[command(subcommand)]
+    Car(CarCommand),
+    /// Run the whole flow on the embedded defaults and show each step.
+    Demo {
+        /// Number of simulated devices.
+        #[arg(long, default_value_t = 3)]
+        devices: usize,
+        /// Keep the demo's files in this directory instead of a temporary one.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+/// `fwledger vendor …`
+#[derive(Debug, Subcommand)]
+pub enum VendorCommand {
+    /// Create the vendor's keys and channel.
+    Init {
+        /// Vendor name.
+        #[arg(long)]
+        name: String,
+    },
+    /// Print the vendor root public key (hex), for devices and `verify`.
+    Key,
+    /// Issue a subscription token for a gateway.
+    Token {
+        /// Name of the gateway (default: gateway-N). It keeps access across rotations until revoked.
+        #[arg(long, conflicts_with = "simple")]
+        gateway: Option<String>,
+        /// Simple mode: a shared key only, lost at the next rotation (the paper's side key).
+        #[arg(long)]
+        simple: bool,
+    },
+    /// Publish a firmware image.
+    Publish(PublishArgs),
+    /// Withdraw a published release.
+    Revoke {
+        /// Version to withdraw.
+        #[arg(long)]
+        version: String,
+        /// Model (needed when several models have that version).
+        #[arg(long)]
+        model: Option<String>,
+        /// Why.
+        #[arg(long, default_value = "withdrawn by the vendor")]
+        reason: String,
+    },
+    /// Start a new channel epoch, optionally revoking a gateway.
+    RotateKey {
+        /// Gateway to revoke: it cannot read anything published from now on.
+        #[arg(long, value_name = "GATEWAY")]
+        revoke: Option<String>,
+        /// Also certify a new release-signing key with the next generation.
+        #[arg(long)]
+        release_key: bool,
+    },
+    /// Append a heartbeat so followers can tell a live channel from a frozen one.
+    Heartbeat {
+        /// How long it stays valid (e.g. 1h, 30m, 1d).
+        #[arg(long, default_value = "1h")]
+        valid: String,
+    },
+    /// Show every message of the vendor's channel.
+    History {
+        /// One JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Export the channel's messages to a file (air-gapped transfer).
+    Export {
+        /// Output file.
+        file: PathBuf,
+        /// First position to export.
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+    },
+    /// List the gateways admitted to the channel.
+    Gateways {
+        /// One JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `fwledger vendor publish …`
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// The firmware image.
+    pub file: PathBuf,
+    /// Device model.
+    #[arg(long)]
+    pub model: String,
+    /// Compatible hardware revision (repeat or comma-separate for several).
+    #[arg(long = "hw", required = true, value_delimiter = ',')]
+    pub hardware: Vec<String>,
+    /// Semantic version.
+    #[arg(long)]
+    pub version: String,
+    /// Anti-rollback counter; devices never install a lower one.
+    #[arg(long, default_value_t = 0)]
+    pub security_version: u64,
+    /// Expire the release after this long (e.g. 90d, 12h).
+    #[arg(long, value_name = "DUR")]
+    pub expires: Option<String>,
+    /// Minimum installed version required.
+    #[arg(long)]
+    pub prerequisite: Option<String>,
+    /// Release notes.
+    #[arg(long)]
+    pub notes: Option<String>,
+    /// UnixFS profile for the CID.
+    #[arg(long, default_value = "unixfs-v1-2025")]
+    pub profile: String,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `fwledger channel …`
+#[derive(Debug, Subcommand)]
+pub enum ChannelCommand {
+    /// Read and verify a channel.
+    Read {
+        /// Subscription token (fwl1…), or @FILE to read it from a file.
+        token: String,
+        /// JSON output (an array; with --follow one object per line).
+        #[arg(long)]
+        json: bool,
+        /// Keep waiting for new messages.
+        #[arg(long)]
+        follow: bool,
+        /// Resume from and save the position in this file.
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// With --follow, stop after this long without a message (e.g. 30s).
+        #[arg(long, value_name = "DUR")]
+        idle_timeout: Option<String>,
+    },
+    /// Import channel messages exported with `vendor export`.
+    Import {
+        /// The export file.
+        file: PathBuf,
+    },
+}
+
+/// `fwledger car …`
+#[derive(Debug, Subcommand)]
+pub enum CarCommand {
+    /// Write a CID's blocks to a CAR file.
+    Export {
+        /// Root CID.
+        cid: String,
+        /// Output file.
+        file: PathBuf,
+    },
+    /// Add every block of a CAR file to the store (each is verified).
+    Import {
+        /// The CAR file.
+        file: PathBuf,
+    },
+}
+
+/// `fwledger verify …`
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The signed manifest (COSE_Sign1).
+    #[arg(long)]
+    pub manifest: PathBuf,
+    /// The image.
+    #[arg(long)]
+    pub image: PathBuf,
+    /// Vendor root public key, hex.
+    #[arg(long)]
+    pub vendor_key: String,
+    /// Device model to check.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Hardware revision to check.
+    #[arg(long = "hw")]
+    pub hardware: Option<String>,
+    /// Installed version: the release must be newer.
+    #[arg(long)]
+    pub current: Option<String>,
+    /// The device's security version: the release must not be lower.
+    #[arg(long, default_value_t = 0)]
+    pub security_version: u64,
+    /// Lowest trusted release-key generation.
+    #[arg(long, default_value_t = 0)]
+    pub min_key_generation: u64,
+    /// Skip expiry checks (as a device without a clock).
+    #[arg(long)]
+    pub no_clock: bool,
+}
