@@ -6,16 +6,28 @@ use clap::{Args, Parser, Subcommand};
 
 /// fwledger: decentralized firmware updates over an authenticated ledger channel and IPFS.
 #[derive(Debug, Parser)]
-#[command(name = "fwledger", version, about, propagate_version = true)]
+#[command(name = "fwledger", version, about)]
 pub struct Cli {
     /// Home directory (default: $FWLEDGER_HOME, else ~/.local/share/fwledger).
     #[arg(long, global = true, value_name = "DIR")]
     pub home: Option<PathBuf>,
     /// Ledger URL: `embedded` (HOME/ledger.sqlite) or `sqlite:PATH`.
-    #[arg(long, global = true, value_name = "URL", env = "FWLEDGER_LEDGER", default_value = "embedded")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        env = "FWLEDGER_LEDGER",
+        default_value = "embedded"
+    )]
     pub ledger: String,
     /// Content store URL: `embedded` (HOME/store) or `embedded:PATH`.
-    #[arg(long, global = true, value_name = "URL", env = "FWLEDGER_STORE", default_value = "embedded")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        env = "FWLEDGER_STORE",
+        default_value = "embedded"
+    )]
     pub store: String,
     /// What to do.
     #[command(subcommand)]
@@ -246,4 +258,14 @@ pub struct VerifyArgs {
     /// Skip expiry checks (as a device without a clock).
     #[arg(long)]
     pub no_clock: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn arguments_are_consistent() {
+        super::Cli::command().debug_assert();
+    }
 }

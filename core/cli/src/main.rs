@@ -5,7 +5,7 @@ mod args;
 mod demo;
 mod util;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -96,7 +96,9 @@ async fn vendor(home: &Path, backends: &Backends, command: VendorCommand) -> Res
             if let Some(name) = name {
                 eprintln!("token for gateway {name:?} (keep it secret):");
             } else {
-                eprintln!("simple-mode token (keep it secret; it stops working at the next rotate-key):");
+                eprintln!(
+                    "simple-mode token (keep it secret; it stops working at the next rotate-key):"
+                );
             }
             println!("{token}");
             Ok(())
@@ -138,9 +140,10 @@ async fn vendor(home: &Path, backends: &Backends, command: VendorCommand) -> Res
         VendorCommand::Export { file, from } => {
             let out = std::fs::File::create(&file).map_err(|e| Failure::io(&file, e))?;
             let mut out = std::io::BufWriter::new(out);
-            let count = fwledger_ledger::export(backends.ledger.as_ref(), vendor.channel(), from, &mut out)
-                .await
-                .map_err(Failure::from)?;
+            let count =
+                fwledger_ledger::export(backends.ledger.as_ref(), vendor.channel(), from, &mut out)
+                    .await
+                    .map_err(Failure::from)?;
             std::io::Write::flush(&mut out).map_err(|e| Failure::io(&file, e))?;
             println!("exported {count} messages to {}", file.display());
             Ok(())
@@ -150,7 +153,9 @@ async fn vendor(home: &Path, backends: &Backends, command: VendorCommand) -> Res
                 println!("{}", util::to_json(vendor.readers())?);
             } else {
                 for r in vendor.readers() {
-                    let state = r.revoked.map_or("active".to_string(), |t| format!("revoked at {t}"));
+                    let state = r
+                        .revoked
+                        .map_or("active".to_string(), |t| format!("revoked at {t}"));
                     println!("{:<20} {}  {}", r.name, &r.public[..16], state);
                 }
             }
@@ -181,7 +186,10 @@ async fn publish(vendor: &mut Vendor, args: PublishArgs) -> Result<(), Failure> 
     if args.json {
         println!("{}", util::to_json(&release)?);
     } else {
-        println!("published {} {} at seq {}", release.model, release.version, release.seq);
+        println!(
+            "published {} {} at seq {}",
+            release.model, release.version, release.seq
+        );
         println!("  cid       {}", release.cid);
         println!("  sha256    {}", release.sha256);
         println!("  size      {} bytes", release.size);
@@ -225,14 +233,21 @@ async fn channel(backends: &Backends, command: ChannelCommand) -> Result<(), Fai
             }
             let entry_of = |item: &ChannelItem| match item {
                 ChannelItem::Message(d) => ChannelEntry::from_delivery(d),
-                ChannelItem::Rejected { position, error } => ChannelEntry::rejected(*position, error),
+                ChannelItem::Rejected { position, error } => {
+                    ChannelEntry::rejected(*position, error)
+                }
             };
             if !follow {
                 let items = subscription.drain().await?;
                 let entries: Vec<ChannelEntry> = items.iter().map(entry_of).collect();
                 print_entries(&entries, json)?;
                 if !json {
-                    eprintln!("channel of {:?}: {} messages, freshness {:?}", token.vendor, entries.len(), subscription.freshness());
+                    eprintln!(
+                        "channel of {:?}: {} messages, freshness {:?}",
+                        token.vendor,
+                        entries.len(),
+                        subscription.freshness()
+                    );
                 }
                 return Ok(());
             }
@@ -240,7 +255,11 @@ async fn channel(backends: &Backends, command: ChannelCommand) -> Result<(), Fai
             while let Some(item) = subscription.next(idle).await? {
                 let entry = entry_of(&item);
                 if json {
-                    println!("{}", serde_json::to_string(&entry).map_err(|e| Failure::Message(e.to_string()))?);
+                    println!(
+                        "{}",
+                        serde_json::to_string(&entry)
+                            .map_err(|e| Failure::Message(e.to_string()))?
+                    );
                 } else {
                     println!("{}", entry.line());
                 }
@@ -249,9 +268,10 @@ async fn channel(backends: &Backends, command: ChannelCommand) -> Result<(), Fai
         }
         ChannelCommand::Import { file } => {
             let input = std::fs::File::open(&file).map_err(|e| Failure::io(&file, e))?;
-            let report = fwledger_ledger::import(backends.ledger.as_ref(), std::io::BufReader::new(input))
-                .await
-                .map_err(Failure::from)?;
+            let report =
+                fwledger_ledger::import(backends.ledger.as_ref(), std::io::BufReader::new(input))
+                    .await
+                    .map_err(Failure::from)?;
             println!(
                 "channel {}: {} appended, {} already present",
                 hex::encode(report.channel),
@@ -270,7 +290,10 @@ fn verify(args: VerifyArgs) -> Result<(), Failure> {
     let current = args
         .current
         .as_deref()
-        .map(|v| v.parse().map_err(|_| Failure::Message(format!("--current {v:?} is not a semantic version"))))
+        .map(|v| {
+            v.parse()
+                .map_err(|_| Failure::Message(format!("--current {v:?} is not a semantic version")))
+        })
         .transpose()?;
     let options = VerifyOptions {
         model: args.model,
@@ -280,14 +303,19 @@ fn verify(args: VerifyArgs) -> Result<(), Failure> {
         min_key_generation: args.min_key_generation,
         now: (!args.no_clock).then(fwledger::unix_now),
     };
-    let verified = fwledger::verify_release(&manifest, std::io::BufReader::with_capacity(1 << 20, image), &vendor_key, &options)
-        .map_err(|e| match e {
-            fwledger::VerifyError::Io(io) => Failure::io(&args.image, io),
-            e => Failure::Check {
-                check: e.check(),
-                message: e.to_string(),
-            },
-        })?;
+    let verified = fwledger::verify_release(
+        &manifest,
+        std::io::BufReader::with_capacity(1 << 20, image),
+        &vendor_key,
+        &options,
+    )
+    .map_err(|e| match e {
+        fwledger::VerifyError::Io(io) => Failure::io(&args.image, io),
+        e => Failure::Check {
+            check: e.check(),
+            message: e.to_string(),
+        },
+    })?;
     let m = &verified.manifest;
     println!(
         "OK {} {} {} (security {}, {} bytes, sha256 {})",
@@ -301,21 +329,38 @@ fn verify(args: VerifyArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-async fn fetch(backends: &Backends, manifest: &Path, vendor_key: &str, out: &PathBuf) -> Result<(), Failure> {
+async fn fetch(
+    backends: &Backends,
+    manifest: &Path,
+    vendor_key: &str,
+    out: &Path,
+) -> Result<(), Failure> {
     let root = ed25519_dalek_key(vendor_key)?;
     let bytes = std::fs::read(manifest).map_err(|e| Failure::io(manifest, e))?;
-    let verified = verify_manifest(&bytes, &TrustAnchor::new(root), Some(fwledger::unix_now())).map_err(|e| Failure::Check {
-        check: e.check(),
-        message: e.to_string(),
-    })?;
-    fwledger::fetch(backends.store.as_ref(), &verified.manifest, out, fwledger::fetch::DEFAULT_STALL_TIMEOUT)
-        .await
-        .map_err(|e| Failure::Message(e.to_string()))?;
-    println!("{} ({} bytes, verified)", out.display(), verified.manifest.size);
+    let verified = verify_manifest(&bytes, &TrustAnchor::new(root), Some(fwledger::unix_now()))
+        .map_err(|e| Failure::Check {
+            check: e.check(),
+            message: e.to_string(),
+        })?;
+    fwledger::fetch(
+        backends.store.as_ref(),
+        &verified.manifest,
+        out,
+        fwledger::fetch::DEFAULT_STALL_TIMEOUT,
+    )
+    .await
+    .map_err(|e| Failure::Message(e.to_string()))?;
+    println!(
+        "{} ({} bytes, verified)",
+        out.display(),
+        verified.manifest.size
+    );
     Ok(())
 }
 
-fn ed25519_dalek_key(hex_key: &str) -> Result<fwledger::proto::ed25519_dalek::VerifyingKey, Failure> {
+fn ed25519_dalek_key(
+    hex_key: &str,
+) -> Result<fwledger::proto::ed25519_dalek::VerifyingKey, Failure> {
     let key = parse_key(hex_key)?;
     fwledger::proto::ed25519_dalek::VerifyingKey::from_bytes(&key)
         .map_err(|_| Failure::Message("vendor key is not a valid Ed25519 public key".into()))
@@ -326,12 +371,14 @@ fn car(home: &Path, store_url: &str, command: CarCommand) -> Result<(), Failure>
     match command {
         CarCommand::Export { cid, file } => {
             let out = std::fs::File::create(&file).map_err(|e| Failure::io(&file, e))?;
-            fwledger_store::export_car(&store, &cid, std::io::BufWriter::new(out)).map_err(Failure::from)?;
+            fwledger_store::export_car(&store, &cid, std::io::BufWriter::new(out))
+                .map_err(Failure::from)?;
             println!("wrote {}", file.display());
         }
         CarCommand::Import { file } => {
             let input = std::fs::File::open(&file).map_err(|e| Failure::io(&file, e))?;
-            let roots = fwledger_store::import_car(&store, std::io::BufReader::new(input)).map_err(Failure::from)?;
+            let roots = fwledger_store::import_car(&store, std::io::BufReader::new(input))
+                .map_err(Failure::from)?;
             for root in roots {
                 println!("{root}");
             }

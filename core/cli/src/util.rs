@@ -50,7 +50,11 @@ failure_from!(
 
 /// Parses `90`, `90s`, `30m`, `12h`, `7d`, `2w`.
 pub fn parse_duration(text: &str) -> Result<Duration, Failure> {
-    let bad = || Failure::Message(format!("{text:?} is not a duration (e.g. 30s, 15m, 12h, 90d)"));
+    let bad = || {
+        Failure::Message(format!(
+            "{text:?} is not a duration (e.g. 30s, 15m, 12h, 90d)"
+        ))
+    };
     let text = text.trim();
     let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
         Some(i) => text.split_at(i),
@@ -65,7 +69,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, Failure> {
         "w" => 7 * 86_400,
         _ => return Err(bad()),
     };
-    n.checked_mul(seconds).map(Duration::from_secs).ok_or_else(bad)
+    n.checked_mul(seconds)
+        .map(Duration::from_secs)
+        .ok_or_else(bad)
 }
 
 /// Parses a 32-byte hex key.

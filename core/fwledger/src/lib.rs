@@ -54,7 +54,7 @@ pub use fwledger_proto as proto;
 pub use fwledger_store::{ContentStore, Profile, StoreError};
 pub use report::ChannelEntry;
 pub use subscribe::{ChannelItem, SubscribeError, Subscription};
-pub use vendor::{Release, ReleaseSpec, Vendor, VendorError};
+pub use vendor::{PreparedRelease, Release, ReleaseSpec, Vendor, VendorError};
 pub use verify::{verify_release, VerifyError, VerifyOptions};
 
 /// The ledger and content store a node uses.

@@ -133,7 +133,9 @@ impl Subscription {
                 },
                 latest_epoch: saved.latest_epoch,
                 keys,
-                heartbeat: saved.heartbeat.map(|(time, valid_until)| Heartbeat { time, valid_until }),
+                heartbeat: saved
+                    .heartbeat
+                    .map(|(time, valid_until)| Heartbeat { time, valid_until }),
             });
             self.cursor = saved.cursor;
         }
@@ -179,7 +181,10 @@ impl Subscription {
     }
 
     /// The next item, waiting up to `timeout` for it to be appended (forever with `None`).
-    pub async fn next(&mut self, timeout: Option<Duration>) -> Result<Option<ChannelItem>, SubscribeError> {
+    pub async fn next(
+        &mut self,
+        timeout: Option<Duration>,
+    ) -> Result<Option<ChannelItem>, SubscribeError> {
         let deadline = timeout.map(|t| Instant::now() + t);
         loop {
             if let Some(item) = self.try_next().await? {

@@ -170,6 +170,17 @@ pub struct Release {
     pub manifest_path: PathBuf,
 }
 
+/// A release signed and stored but not yet announced on the channel.
+#[derive(Debug, Clone)]
+pub struct PreparedRelease {
+    /// The manifest.
+    pub manifest: Manifest,
+    /// The signed manifest (COSE_Sign1).
+    pub signed: Vec<u8>,
+    /// Where the signed manifest was written.
+    pub manifest_path: PathBuf,
+}
+
 /// A vendor opened from its home directory.
 pub struct Vendor {
     dir: PathBuf,
@@ -203,7 +214,13 @@ fn random_key() -> SigningKey {
     SigningKey::from_bytes(&secret)
 }
 
-fn certificate(root: &SigningKey, key: &SigningKey, role: Role, generation: u64, name: &str) -> Vec<u8> {
+fn certificate(
+    root: &SigningKey,
+    key: &SigningKey,
+    role: Role,
+    generation: u64,
+    name: &str,
+) -> Vec<u8> {
     let now = unix_now();
     KeyCertificate {
         role,
@@ -249,9 +266,21 @@ impl Vendor {
         OsRng.fill_bytes(&mut epoch_key);
         let mut keys = EpochKeys::new();
         keys.insert(0, epoch_key);
-        write_atomic(&secrets.join("root.key"), hex::encode(root.to_bytes()).as_bytes(), true)?;
-        write_atomic(&secrets.join("release.key"), hex::encode(release.to_bytes()).as_bytes(), true)?;
-        write_atomic(&secrets.join("author.key"), hex::encode(author.to_bytes()).as_bytes(), true)?;
+        write_atomic(
+            &secrets.join("root.key"),
+            hex::encode(root.to_bytes()).as_bytes(),
+            true,
+        )?;
+        write_atomic(
+            &secrets.join("release.key"),
+            hex::encode(release.to_bytes()).as_bytes(),
+            true,
+        )?;
+        write_atomic(
+            &secrets.join("author.key"),
+            hex::encode(author.to_bytes()).as_bytes(),
+            true,
+        )?;
         write_atomic(&secrets.join("epochs.cbor"), &keys.to_cbor(), true)?;
         write_atomic(
             &dir.join("release.cert"),
@@ -288,7 +317,10 @@ impl Vendor {
         let config: VendorConfig = serde_json::from_slice(&std::fs::read(&config_path)?)
             .map_err(|e| VendorError::Corrupt(format!("vendor.json: {e}")))?;
         if config.format != CONFIG_FORMAT {
-            return Err(VendorError::Corrupt(format!("unknown vendor.json format {}", config.format)));
+            return Err(VendorError::Corrupt(format!(
+                "unknown vendor.json format {}",
+                config.format
+            )));
         }
         let secrets = dir.join("secrets");
         let root = read_key(&secrets.join("root.key"))?;
@@ -297,7 +329,9 @@ impl Vendor {
         let keys = EpochKeys::from_cbor(&std::fs::read(secrets.join("epochs.cbor"))?)
             .map_err(|e| VendorError::Corrupt(format!("epochs.cbor: {e}")))?;
         if hex::encode(root.verifying_key().as_bytes()) != config.root_public {
-            return Err(VendorError::Corrupt("root.key does not match vendor.json".into()));
+            return Err(VendorError::Corrupt(
+                "root.key does not match vendor.json".into(),
+            ));
         }
         Ok(Vendor {
             release_certificate: std::fs::read(dir.join("release.cert"))?,
@@ -345,10 +379,19 @@ impl Vendor {
         let reader_secret = match reader {
             Some(name) => {
                 if !valid_name(name) {
-                    return Err(VendorError::InvalidRelease(format!("gateway name {name:?} is not valid")));
+                    return Err(VendorError::InvalidRelease(format!(
+                        "gateway name {name:?} is not valid"
+                    )));
                 }
-                if self.config.readers.iter().any(|r| r.name == name && r.revoked.is_none()) {
-                    return Err(VendorError::InvalidRelease(format!("gateway {name:?} already has a token")));
+                if self
+                    .config
+                    .readers
+                    .iter()
+                    .any(|r| r.name == name && r.revoked.is_none())
+                {
+                    return Err(VendorError::InvalidRelease(format!(
+                        "gateway {name:?} already has a token"
+                    )));
                 }
                 let key = ReaderKey::generate(&mut OsRng);
                 let mut config = self.config.clone();
@@ -388,7 +431,8 @@ impl Vendor {
         }
         let last = self.ledger.read(self.channel(), next - 1, 1).await?;
         let message = last.first().ok_or(VendorError::ForeignTail(next - 1))?;
-        let envelope = message::decode(&message.bytes).map_err(|_| VendorError::ForeignTail(next - 1))?;
+        let envelope =
+            message::decode(&message.bytes).map_err(|_| VendorError::ForeignTail(next - 1))?;
         let author = self.author_key();
         if !envelope.verify(&author) || envelope.header.seq != message.seq {
             return Err(VendorError::ForeignTail(next - 1));
@@ -409,7 +453,11 @@ impl Vendor {
         for _ in 0..APPEND_ATTEMPTS {
             let position = self.tail().await?;
             let bytes = build(&mut self.author, position)?;
-            match self.ledger.append(self.author.channel(), position.seq, &bytes).await {
+            match self
+                .ledger
+                .append(self.author.channel(), position.seq, &bytes)
+                .await
+            {
                 Ok(()) => return Ok(position.seq),
                 Err(e @ LedgerError::Conflict { .. }) => last_error = Some(e),
                 Err(e) => return Err(e.into()),
@@ -444,23 +492,42 @@ impl Vendor {
             .iter()
             .map(|item| match item {
                 ChannelItem::Message(d) => ChannelEntry::from_delivery(d),
-                ChannelItem::Rejected { position, error } => ChannelEntry::rejected(*position, error),
+                ChannelItem::Rejected { position, error } => {
+                    ChannelEntry::rejected(*position, error)
+                }
             })
             .collect())
     }
 
-    /// Publishes a release: adds the image to the content store, signs the manifest over the bytes
-    /// the CID names, writes it to `manifests/`, and appends the release message.
+    /// Publishes a release: [`Vendor::prepare`] then [`Vendor::announce`].
     pub async fn publish(
         &mut self,
         image: &Path,
         spec: &ReleaseSpec,
         progress: Option<&(dyn Fn(u64) + Send + Sync)>,
     ) -> Result<Release, VendorError> {
+        let prepared = self.prepare(image, spec, progress).await?;
+        self.announce(prepared).await
+    }
+
+    /// Readies a release without announcing it: checks the description and that the version is
+    /// new, adds the image to the content store, signs the manifest over the bytes the CID names
+    /// and writes it to `manifests/`.
+    pub async fn prepare(
+        &mut self,
+        image: &Path,
+        spec: &ReleaseSpec,
+        progress: Option<&(dyn Fn(u64) + Send + Sync)>,
+    ) -> Result<PreparedRelease, VendorError> {
         let invalid = |m: String| Err(VendorError::InvalidRelease(m));
         let version: Version = match spec.version.parse() {
             Ok(v) => v,
-            Err(_) => return invalid(format!("version {:?} is not a semantic version", spec.version)),
+            Err(_) => {
+                return invalid(format!(
+                    "version {:?} is not a semantic version",
+                    spec.version
+                ))
+            }
         };
         let prerequisite = match &spec.prerequisite {
             Some(p) => match p.parse::<Version>() {
@@ -479,15 +546,26 @@ impl Vendor {
             return invalid(format!("{} is not a readable file", image.display()));
         }
         for entry in self.history().await? {
-            if let ChannelEntry::Release { seq, model, version: v, .. } = entry {
+            if let ChannelEntry::Release {
+                seq,
+                model,
+                version: v,
+                ..
+            } = entry
+            {
                 if model == spec.model && v.parse::<Version>().is_ok_and(|v| v == version) {
-                    return Err(VendorError::AlreadyPublished { model, version: v, seq });
+                    return Err(VendorError::AlreadyPublished {
+                        model,
+                        version: v,
+                        seq,
+                    });
                 }
             }
         }
         let added = self.store.add_file(image, spec.profile, progress).await?;
         // Hash the bytes the CID names, not the file again: what is signed is what is stored.
-        let (size, sha256) = crate::fetch::digest_content(self.store.as_ref(), &added.cid, added.size).await?;
+        let (size, sha256) =
+            crate::fetch::digest_content(self.store.as_ref(), &added.cid, added.size).await?;
         let now = unix_now();
         let manifest = Manifest {
             vendor: self.config.name.clone(),
@@ -511,26 +589,50 @@ impl Vendor {
             .join(format!("{}-{}.cose", spec.model, spec.version));
         write_atomic(&manifest_path, &signed, false)?;
         self.store.pin(&added.cid).await?;
+        Ok(PreparedRelease {
+            manifest,
+            signed,
+            manifest_path,
+        })
+    }
+
+    /// Announces a prepared release on the channel.
+    pub async fn announce(&mut self, prepared: PreparedRelease) -> Result<Release, VendorError> {
+        let PreparedRelease {
+            manifest,
+            signed,
+            manifest_path,
+        } = prepared;
         let seq = self
             .append(Kind::Release, ReleaseBody { manifest: signed }.to_cbor())
             .await?;
         Ok(Release {
             seq,
-            model: spec.model.clone(),
-            version: spec.version.clone(),
-            security_version: spec.security_version,
-            cid: added.cid,
-            sha256: hex::encode(sha256),
-            size,
+            model: manifest.model,
+            version: manifest.version.to_string(),
+            security_version: manifest.security_version,
+            cid: manifest.cid,
+            sha256: hex::encode(manifest.sha256),
+            size: manifest.size,
             manifest_path,
         })
     }
 
     /// Withdraws a published release. With `model` `None`, the version must name one model only.
-    pub async fn revoke(&mut self, model: Option<&str>, version: &str, reason: &str) -> Result<u64, VendorError> {
+    pub async fn revoke(
+        &mut self,
+        model: Option<&str>,
+        version: &str,
+        reason: &str,
+    ) -> Result<u64, VendorError> {
         let mut matches = Vec::new();
         for entry in self.history().await? {
-            if let ChannelEntry::Release { model: m, version: v, .. } = entry {
+            if let ChannelEntry::Release {
+                model: m,
+                version: v,
+                ..
+            } = entry
+            {
                 if v == version && model.is_none_or(|model| model == m) {
                     matches.push(m);
                 }
@@ -591,13 +693,18 @@ impl Vendor {
             Ok(seq) => seq,
             Err(e) => {
                 // Nothing was appended: keep writing in the old epoch.
-                self.author = ChannelAuthor::new(self.author_signing.clone(), self.config.epoch, before);
+                self.author =
+                    ChannelAuthor::new(self.author_signing.clone(), self.config.epoch, before);
                 return Err(e);
             }
         };
         config.epoch = self.author.epoch();
         let secrets = self.dir.join("secrets");
-        write_atomic(&secrets.join("epochs.cbor"), &self.author.keys().to_cbor(), true)?;
+        write_atomic(
+            &secrets.join("epochs.cbor"),
+            &self.author.keys().to_cbor(),
+            true,
+        )?;
         save_config(&self.dir, &config)?;
         self.config = config;
         Ok(seq)
@@ -608,7 +715,13 @@ impl Vendor {
     pub fn rotate_release_key(&mut self) -> Result<u64, VendorError> {
         let generation = self.config.release_generation + 1;
         let release = random_key();
-        let cert = certificate(&self.root, &release, Role::Release, generation, &self.config.name);
+        let cert = certificate(
+            &self.root,
+            &release,
+            Role::Release,
+            generation,
+            &self.config.name,
+        );
         let mut config = self.config.clone();
         config.release_generation = generation;
         config.release_public = hex::encode(release.verifying_key().as_bytes());
@@ -627,7 +740,8 @@ impl Vendor {
 }
 
 fn save_config(dir: &Path, config: &VendorConfig) -> Result<(), VendorError> {
-    let json = serde_json::to_vec_pretty(config).map_err(|e| VendorError::Corrupt(e.to_string()))?;
+    let json =
+        serde_json::to_vec_pretty(config).map_err(|e| VendorError::Corrupt(e.to_string()))?;
     write_atomic(&dir.join("vendor.json"), &json, false)?;
     Ok(())
 }
@@ -637,6 +751,8 @@ fn read_key(path: &Path) -> Result<SigningKey, VendorError> {
     let bytes: [u8; 32] = hex::decode(text.trim())
         .ok()
         .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| VendorError::Corrupt(format!("{} is not a 32-byte hex key", path.display())))?;
+        .ok_or_else(|| {
+            VendorError::Corrupt(format!("{} is not a 32-byte hex key", path.display()))
+        })?;
     Ok(SigningKey::from_bytes(&bytes))
 }

@@ -64,7 +64,8 @@ pub fn verify_release(
     vendor_key: &[u8; 32],
     options: &VerifyOptions,
 ) -> Result<VerifiedManifest, VerifyError> {
-    let root = ed25519_dalek::VerifyingKey::from_bytes(vendor_key).map_err(|_| VerifyError::BadVendorKey)?;
+    let root = ed25519_dalek::VerifyingKey::from_bytes(vendor_key)
+        .map_err(|_| VerifyError::BadVendorKey)?;
     let trust = TrustAnchor {
         root,
         min_key_generation: options.min_key_generation,

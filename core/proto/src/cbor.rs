@@ -209,6 +209,10 @@ impl<'a> Decoder<'a> {
         let initial = self.byte()?;
         let major = initial >> 5;
         let info = initial & 0x1f;
+        if major == 7 && info >= 24 {
+            // Floats and simple values beyond false/true/null, before any shortest-form check.
+            return Err(DecodeError::Unsupported);
+        }
         let arg = match info {
             0..=23 => return Ok((major, info as u64)),
             24 => {
@@ -246,10 +250,6 @@ impl<'a> Decoder<'a> {
             }
             _ => return Err(DecodeError::Unsupported),
         };
-        if major == 7 {
-            // Floats and simple values beyond false/true/null.
-            return Err(DecodeError::Unsupported);
-        }
         Ok((major, arg))
     }
 

@@ -201,7 +201,9 @@ fn release_key_expired() {
     // Expired before the manifest was issued.
     let mut cert = acme.certificate(Role::Release, &key, 1);
     cert.not_after = ISSUED - 1;
-    let signed = acme.manifest().sign(&acme.release1, &cert.issue(&acme.root));
+    let signed = acme
+        .manifest()
+        .sign(&acme.release1, &cert.issue(&acme.root));
     assert_eq!(
         verify(&signed).unwrap_err(),
         ManifestError::KeyExpired {
@@ -210,7 +212,9 @@ fn release_key_expired() {
     );
     // Valid at issue time, expired by now.
     cert.not_after = ISSUED + 1;
-    let signed = acme.manifest().sign(&acme.release1, &cert.issue(&acme.root));
+    let signed = acme
+        .manifest()
+        .sign(&acme.release1, &cert.issue(&acme.root));
     assert_eq!(
         verify(&signed).unwrap_err(),
         ManifestError::KeyExpired {
@@ -605,6 +609,7 @@ fn old_epoch_after_rotation() {
     // revoked reader could still read that, so followers refuse it.
     let mut stale = acme.writer();
     stale.position = channel.position;
+    stale.rng = TestRng::new("stale writer");
     let old_epoch = stale.push(Kind::Heartbeat, &HEARTBEAT.to_cbor());
     let mut follower = follower(&acme.reader_token(&reader_a()));
     for wire in &channel.log {
@@ -656,7 +661,10 @@ fn revoked_reader_cannot_read_new_epoch() {
     a.ingest(&channel.log[3], Some(NOW)).unwrap();
     let err = b.ingest(&channel.log[4], Some(NOW)).unwrap_err();
     assert_eq!(err, FollowError::NoEpochKey { epoch: 1 });
-    assert!(err.advanced(), "B still authenticates and follows the chain");
+    assert!(
+        err.advanced(),
+        "B still authenticates and follows the chain"
+    );
     assert_eq!(b.next_seq(), 5);
     assert!(matches!(
         a.ingest(&channel.log[4], Some(NOW)).unwrap().event,

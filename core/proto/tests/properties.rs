@@ -10,13 +10,12 @@ use ed25519_dalek::SigningKey;
 use fwledger_proto::base64;
 use fwledger_proto::cbor::Decoder;
 use fwledger_proto::channel::keyload::seal_keyload;
+use fwledger_proto::channel::Follower;
 use fwledger_proto::channel::{
-    message, EpochKeys, Header, Heartbeat, Keyload, Kind, ReaderKey, ReleaseBody, Revocation,
-    Token,
+    message, EpochKeys, Header, Heartbeat, Keyload, Kind, ReaderKey, ReleaseBody, Revocation, Token,
 };
 use fwledger_proto::cose;
 use fwledger_proto::keys::{KeyCertificate, Role};
-use fwledger_proto::channel::Follower;
 use fwledger_proto::manifest::{verify_manifest, Manifest, TrustAnchor};
 use fwledger_proto::version::Version;
 use proptest::collection::{btree_map, vec};
@@ -25,6 +24,7 @@ use proptest::prelude::*;
 use sha2::{Digest, Sha256};
 
 const CASES: u32 = 256;
+const CRYPTO_CASES: u32 = 64;
 
 /// Keys, signed objects and followers built once: Ed25519 and X25519 in debug builds are slow.
 struct Fixed {
@@ -238,15 +238,6 @@ proptest! {
     }
 
     #[test]
-    fn certificate_round_trips(c in certificate()) {
-        let cbor = c.to_cbor();
-        prop_assert_eq!(KeyCertificate::from_cbor(&cbor).unwrap(), c.clone());
-        let root = &FIXED.root;
-        let issued = c.issue(root);
-        prop_assert_eq!(KeyCertificate::verify(&issued, &root.verifying_key(), c.role), Ok(c));
-    }
-
-    #[test]
     fn token_round_trips(t in token()) {
         prop_assert_eq!(Token::from_cbor(&t.to_cbor()).unwrap(), t.clone());
         let text = t.to_text();
@@ -273,21 +264,6 @@ proptest! {
     #[test]
     fn epoch_keys_round_trip(keys in epoch_keys()) {
         prop_assert_eq!(EpochKeys::from_cbor(&keys.to_cbor()).unwrap(), keys);
-    }
-
-    #[test]
-    fn message_round_trips(h in header(), body in bytes(300)) {
-        let author = &FIXED.author;
-        let header_bytes = h.to_cbor();
-        let wire = message::encode(&author, &header_bytes, &body);
-        let envelope = message::decode(&wire).unwrap();
-        prop_assert_eq!(&envelope.header, &h);
-        prop_assert_eq!(envelope.header_bytes, &header_bytes[..]);
-        prop_assert_eq!(envelope.body, &body[..]);
-        prop_assert!(envelope.verify(&author.verifying_key()));
-        prop_assert!(!envelope.verify(&FIXED.root.verifying_key()));
-        let digest: [u8; 32] = Sha256::digest(&wire).into();
-        prop_assert_eq!(envelope.digest, digest);
     }
 
     #[test]
@@ -320,8 +296,67 @@ proptest! {
 }
 
 proptest! {
-    // X25519 in debug builds is slow: fewer cases.
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    // Every case signs or verifies (Ed25519, X25519), which debug builds make slow: fewer cases.
+    #![proptest_config(ProptestConfig::with_cases(CRYPTO_CASES))]
+
+    #[test]
+    fn certificate_round_trips(c in certificate()) {
+        let cbor = c.to_cbor();
+        prop_assert_eq!(KeyCertificate::from_cbor(&cbor).unwrap(), c.clone());
+        let root = &FIXED.root;
+        let issued = c.issue(root);
+        prop_assert_eq!(KeyCertificate::verify(&issued, &root.verifying_key(), c.role), Ok(c));
+    }
+
+    #[test]
+    fn message_round_trips(h in header(), body in bytes(300)) {
+        let author = &FIXED.author;
+        let header_bytes = h.to_cbor();
+        let wire = message::encode(author, &header_bytes, &body);
+        let envelope = message::decode(&wire).unwrap();
+        prop_assert_eq!(&envelope.header, &h);
+        prop_assert_eq!(envelope.header_bytes, &header_bytes[..]);
+        prop_assert_eq!(envelope.body, &body[..]);
+        prop_assert!(envelope.verify(&author.verifying_key()));
+        prop_assert!(!envelope.verify(&FIXED.root.verifying_key()));
+        let digest: [u8; 32] = Sha256::digest(&wire).into();
+        prop_assert_eq!(envelope.digest, digest);
+    }
+
+    #[test]
+    fn mutated_manifest_never_verifies(index in any::<prop::sample::Index>(), flip in 1u8..) {
+        let mut signed = FIXED.signed_manifest.clone();
+        let i = index.index(signed.len());
+        signed[i] ^= flip;
+        prop_assert!(verify_manifest(&signed, &FIXED.trust, Some(NOW)).is_err());
+    }
+
+    #[test]
+    fn mutated_message_never_accepted(
+        which in 0usize..5,
+        index in any::<prop::sample::Index>(),
+        flip in 1u8..,
+    ) {
+        let fixed = &*FIXED;
+        let mut follower = fixed.followers[which].clone();
+        let mut wire = fixed.channel[which].clone();
+        let i = index.index(wire.len());
+        wire[i] ^= flip;
+        let err = follower.ingest(&wire, Some(NOW)).unwrap_err();
+        prop_assert!(!err.advanced(), "{:?}", err);
+        prop_assert_eq!(follower.next_seq(), which as u64);
+        follower.ingest(&fixed.channel[which], Some(NOW)).unwrap();
+    }
+
+    #[test]
+    fn mutated_token_never_panics(index in any::<prop::sample::Index>(), flip in 1u8..) {
+        let mut cbor = FIXED.token_cbor.clone();
+        let i = index.index(cbor.len());
+        cbor[i] ^= flip;
+        if let Ok(token) = Token::from_cbor(&cbor) {
+            let _ = token.follower(None);
+        }
+    }
 
     #[test]
     fn keyload_round_trips(
@@ -428,44 +463,9 @@ proptest! {
     }
 
     #[test]
-    fn mutated_manifest_never_verifies(index in any::<prop::sample::Index>(), flip in 1u8..) {
-        let mut signed = FIXED.signed_manifest.clone();
-        let i = index.index(signed.len());
-        signed[i] ^= flip;
-        prop_assert!(verify_manifest(&signed, &FIXED.trust, Some(NOW)).is_err());
-    }
-
-    #[test]
     fn truncated_manifest_never_verifies(index in any::<prop::sample::Index>()) {
         let signed = &FIXED.signed_manifest;
         let cut = index.index(signed.len());
         prop_assert!(verify_manifest(&signed[..cut], &FIXED.trust, Some(NOW)).is_err());
-    }
-
-    #[test]
-    fn mutated_message_never_accepted(
-        which in 0usize..5,
-        index in any::<prop::sample::Index>(),
-        flip in 1u8..,
-    ) {
-        let fixed = &*FIXED;
-        let mut follower = fixed.followers[which].clone();
-        let mut wire = fixed.channel[which].clone();
-        let i = index.index(wire.len());
-        wire[i] ^= flip;
-        let err = follower.ingest(&wire, Some(NOW)).unwrap_err();
-        prop_assert!(!err.advanced(), "{:?}", err);
-        prop_assert_eq!(follower.next_seq(), which as u64);
-        follower.ingest(&fixed.channel[which], Some(NOW)).unwrap();
-    }
-
-    #[test]
-    fn mutated_token_never_panics(index in any::<prop::sample::Index>(), flip in 1u8..) {
-        let mut cbor = FIXED.token_cbor.clone();
-        let i = index.index(cbor.len());
-        cbor[i] ^= flip;
-        if let Ok(token) = Token::from_cbor(&cbor) {
-            let _ = token.follower(None);
-        }
     }
 }

@@ -66,7 +66,9 @@ impl BlockDir {
 
     fn shard_dir(&self, key: &str) -> PathBuf {
         let n = key.len();
-        let shard = key.get(n.saturating_sub(3)..n.saturating_sub(1)).unwrap_or("__");
+        let shard = key
+            .get(n.saturating_sub(3)..n.saturating_sub(1))
+            .unwrap_or("__");
         self.blocks.join(shard)
     }
 
@@ -110,7 +112,11 @@ impl BlockDir {
 
     /// Records a pin of `cid`, remembering the CID string as given.
     pub(crate) fn pin(&self, cid: &Cid, as_given: &str) -> Result<(), StoreError> {
-        write_atomic(&self.pins, &block_key(cid), format!("{as_given}\n").as_bytes())?;
+        write_atomic(
+            &self.pins,
+            &block_key(cid),
+            format!("{as_given}\n").as_bytes(),
+        )?;
         sync_dir(&self.pins)?;
         Ok(())
     }

@@ -30,8 +30,8 @@ pub(crate) struct CarReader<R> {
 impl<R: Read> CarReader<R> {
     /// Reads the header, returning the reader positioned at the first block and the roots.
     pub(crate) fn new(mut r: R) -> Result<(Self, Vec<Cid>), StoreError> {
-        let len = read_uvarint(&mut r)?
-            .ok_or_else(|| StoreError::Malformed("empty CAR file".into()))?;
+        let len =
+            read_uvarint(&mut r)?.ok_or_else(|| StoreError::Malformed("empty CAR file".into()))?;
         if len == 0 || len > MAX_HEADER_SIZE {
             return Err(StoreError::Malformed(format!(
                 "CAR header length {len} out of range"

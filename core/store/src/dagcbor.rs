@@ -125,7 +125,10 @@ impl<'a> Cursor<'a> {
 
     /// Reads an item head: (major type, argument). Indefinite lengths are not DAG-CBOR.
     fn head(&mut self) -> Result<(u8, u64), StoreError> {
-        let (&first, tail) = self.rest.split_first().ok_or_else(|| malformed("truncated"))?;
+        let (&first, tail) = self
+            .rest
+            .split_first()
+            .ok_or_else(|| malformed("truncated"))?;
         self.rest = tail;
         let major = first >> 5;
         let info = first & 0x1f;
@@ -227,7 +230,9 @@ mod tests {
 
     #[test]
     fn skips_unknown_keys() {
-        let cid: Cid = "QmWmRj3dFDZdb6ABvbmKhEL6TmPbAfBZ1t5BxsEyJrcZhE".parse().unwrap();
+        let cid: Cid = "QmWmRj3dFDZdb6ABvbmKhEL6TmPbAfBZ1t5BxsEyJrcZhE"
+            .parse()
+            .unwrap();
         let mut bytes = encode_header(&[cid]);
         bytes[0] = 0xa3; // three entries
         bytes.extend_from_slice(&[0x61, b'x', 0x82, 0xf5, 0xa1, 0x61, b'y', 0x20]);

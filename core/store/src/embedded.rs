@@ -9,8 +9,8 @@ use cid::Cid;
 use futures::stream;
 use tokio::task::{spawn_blocking, JoinError};
 
-use crate::blockdir::BlockDir;
 use crate::block::parse_cid;
+use crate::blockdir::BlockDir;
 use crate::cid::import;
 use crate::walk::FileWalk;
 use crate::{Added, ContentStore, ContentStream, Profile, StoreError};
@@ -89,9 +89,10 @@ impl ContentStore for EmbeddedStore {
     async fn get(&self, cid: &str, max_size: u64) -> Result<ContentStream, StoreError> {
         let root = parse_cid(cid)?;
         let dir = Arc::clone(&self.dir);
-        let (walk, first) = spawn_blocking(move || FileWalk::start(&root, dir.read(&root)?, max_size))
-            .await
-            .map_err(task_failed)??;
+        let (walk, first) =
+            spawn_blocking(move || FileWalk::start(&root, dir.read(&root)?, max_size))
+                .await
+                .map_err(task_failed)??;
         let state = Reading {
             dir: Arc::clone(&self.dir),
             walk: Some(walk),

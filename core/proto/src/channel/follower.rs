@@ -133,7 +133,7 @@ pub enum Event {
     /// A release whose manifest verified against the vendor root key.
     Release {
         /// The verified manifest.
-        verified: VerifiedManifest,
+        verified: alloc::boxed::Box<VerifiedManifest>,
         /// The signed manifest bytes, for relaying to devices.
         signed: Vec<u8>,
     },
@@ -361,7 +361,7 @@ impl Follower {
                 let verified =
                     verify_manifest(&body.manifest, &self.trust, now).map_err(FollowError::BadManifest)?;
                 Ok(Event::Release {
-                    verified,
+                    verified: alloc::boxed::Box::new(verified),
                     signed: body.manifest,
                 })
             }

@@ -37,7 +37,9 @@ impl SplitMix64Reader {
 
 impl Read for SplitMix64Reader {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        let n = out.len().min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+        let n = out
+            .len()
+            .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
         let out = &mut out[..n];
         let mut i = 0;
         // finish a partly used word, then whole words, then the start of the next one
@@ -140,4 +142,45 @@ impl KuboRepo {
         assert!(out.status.success(), "ipfs add: {out:?}");
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
     }
+}
+
+/// Unoptimized builds hash at a few MB/s, so inputs above 16 MiB are only checked in optimized
+/// test runs (`cargo test --release`) or with `FWLEDGER_SLOW_TESTS=1`.
+pub fn too_slow_for_this_build(size: u64) -> bool {
+    cfg!(debug_assertions)
+        && size > 16 * 1024 * 1024
+        && std::env::var("FWLEDGER_SLOW_TESTS").as_deref() != Ok("1")
+}
+
+/// Where the embedded store keeps the block `cid` (the documented layout:
+/// `blocks/<next-to-last two chars>/<CIDv1 base32>.data`).
+pub fn block_path(store_dir: &Path, cid: &str) -> PathBuf {
+    let cid: cid::Cid = cid.parse().unwrap();
+    let key = cid.into_v1().unwrap().to_string();
+    let shard = &key[key.len() - 3..key.len() - 1];
+    store_dir
+        .join("blocks")
+        .join(shard)
+        .join(format!("{key}.data"))
+}
+
+/// The CID of a single leaf chunk under `profile` (a one-chunk file is its own leaf).
+pub fn leaf_cid(chunk: &[u8], profile: Profile) -> String {
+    fwledger_store::cid_of_reader(chunk, profile).unwrap()
+}
+
+/// Flips one bit of the file at `path`, at `offset` from the end.
+pub fn flip_byte(path: &Path, offset_from_end: usize) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let i = bytes.len() - 1 - offset_from_end;
+    bytes[i] ^= 0x01;
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// The dag-pb CIDv1 of `block`.
+pub fn dag_pb_cid(block: &[u8]) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(block);
+    let mh = cid::multihash::Multihash::<64>::wrap(0x12, &digest).unwrap();
+    cid::Cid::new_v1(0x70, mh).to_string()
 }
