@@ -395,7 +395,11 @@ impl<'a> Decoder<'a> {
             }
             4 | 5 => {
                 self.enter()?;
-                let items = if major == 5 { arg.saturating_mul(2) } else { arg };
+                let items = if major == 5 {
+                    arg.saturating_mul(2)
+                } else {
+                    arg
+                };
                 for _ in 0..items {
                     self.skip_inner()?;
                 }
@@ -440,7 +444,13 @@ impl MapKeys {
         self.remaining -= 1;
         let key = d.i64()?;
         // Deterministic order of integer keys: 0, 1, 2, …, then -1, -2, … (bytewise order).
-        let rank = |k: Key| if k >= 0 { (0u8, k as u64) } else { (1, (!k) as u64) };
+        let rank = |k: Key| {
+            if k >= 0 {
+                (0u8, k as u64)
+            } else {
+                (1, (!k) as u64)
+            }
+        };
         if let Some(last) = self.last {
             if rank(key) <= rank(last) {
                 return Err(DecodeError::NotCanonical);
@@ -458,7 +468,14 @@ mod tests {
     #[test]
     fn shortest_form_integers() {
         let mut e = Encoder::new();
-        e.u64(23).u64(24).u64(255).u64(256).u64(65536).u64(1 << 32).i64(-1).i64(-25);
+        e.u64(23)
+            .u64(24)
+            .u64(255)
+            .u64(256)
+            .u64(65536)
+            .u64(1 << 32)
+            .i64(-1)
+            .i64(-25);
         assert_eq!(
             e.into_bytes(),
             [
@@ -474,10 +491,7 @@ mod tests {
             Decoder::new(&[0x18, 5]).u64(),
             Err(DecodeError::NotCanonical)
         );
-        assert_eq!(
-            Decoder::new(&[0x5f]).bytes(),
-            Err(DecodeError::Unsupported)
-        );
+        assert_eq!(Decoder::new(&[0x5f]).bytes(), Err(DecodeError::Unsupported));
         assert_eq!(
             Decoder::new(&[0xfb, 0, 0, 0, 0, 0, 0, 0, 0]).skip(),
             Err(DecodeError::Unsupported)

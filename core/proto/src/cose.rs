@@ -51,7 +51,11 @@ impl From<DecodeError> for Sign1Error {
 
 fn protected_header(kid: &KeyId) -> Vec<u8> {
     let mut e = Encoder::new();
-    e.map(2).i64(LABEL_ALG).i64(ALG_EDDSA).i64(LABEL_KID).bytes(&kid.0);
+    e.map(2)
+        .i64(LABEL_ALG)
+        .i64(ALG_EDDSA)
+        .i64(LABEL_KID)
+        .bytes(&kid.0);
     e.into_bytes()
 }
 

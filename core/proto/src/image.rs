@@ -40,12 +40,14 @@ impl fmt::Display for ImageError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ImageError::TooLong { expected } => {
-                write!(f, "image is longer than the {expected} bytes the manifest states")
+                write!(
+                    f,
+                    "image is longer than the {expected} bytes the manifest states"
+                )
             }
-            ImageError::Truncated { expected, received } => write!(
-                f,
-                "image is truncated: {received} of {expected} bytes"
-            ),
+            ImageError::Truncated { expected, received } => {
+                write!(f, "image is truncated: {received} of {expected} bytes")
+            }
             ImageError::DigestMismatch => f.write_str("image SHA-256 does not match the manifest"),
         }
     }

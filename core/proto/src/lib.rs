@@ -72,6 +72,7 @@ pub mod cose;
 pub mod image;
 pub mod keys;
 pub mod manifest;
+pub mod notice;
 pub mod policy;
 pub mod version;
 
@@ -83,5 +84,6 @@ pub use channel::{FollowError, Follower, Token, TokenError};
 pub use image::{ImageError, ImageVerifier};
 pub use keys::{CertificateError, KeyCertificate, KeyId, Role};
 pub use manifest::{verify_manifest, Manifest, ManifestError, TrustAnchor, VerifiedManifest};
+pub use notice::Notice;
 pub use policy::{decide, DeviceState, PartialState, Refusal};
 pub use version::Version;

@@ -106,9 +106,7 @@ impl fmt::Display for ManifestError {
                 "release key generation {generation} was retired (minimum {minimum})"
             ),
             ManifestError::BadSignature => f.write_str("manifest signature is invalid"),
-            ManifestError::WrongVendor => {
-                f.write_str("manifest belongs to another vendor key")
-            }
+            ManifestError::WrongVendor => f.write_str("manifest belongs to another vendor key"),
             ManifestError::Expired { expires } => write!(f, "manifest expired at {expires}"),
         }
     }
@@ -254,7 +252,10 @@ impl Manifest {
         let (mut version, mut security_version, mut size, mut sha256) = (None, None, None, None);
         let (mut cid, mut issued, mut expires, mut prerequisite, mut notes) =
             (None, None, None, None, None);
-        let parse_version = |s: &str, name| s.parse::<Version>().map_err(|_| DecodeError::InvalidField(name));
+        let parse_version = |s: &str, name| {
+            s.parse::<Version>()
+                .map_err(|_| DecodeError::InvalidField(name))
+        };
         while let Some(key) = keys.next(&mut d)? {
             match key {
                 1 => format = Some(d.u64()?),

@@ -77,7 +77,11 @@ impl fmt::Display for Refusal {
 impl std::error::Error for Refusal {}
 
 /// Decides whether the device should install the release. `now` is `None` without a clock.
-pub fn decide(manifest: &Manifest, device: &DeviceState<'_>, now: Option<u64>) -> Result<(), Refusal> {
+pub fn decide(
+    manifest: &Manifest,
+    device: &DeviceState<'_>,
+    now: Option<u64>,
+) -> Result<(), Refusal> {
     check(
         manifest,
         &PartialState {
@@ -106,7 +110,11 @@ pub struct PartialState<'a> {
 
 /// The policy checks, in order: model, hardware, security version, expiry, newer version,
 /// prerequisite. Each check whose input is unknown is skipped.
-pub fn check(manifest: &Manifest, target: &PartialState<'_>, now: Option<u64>) -> Result<(), Refusal> {
+pub fn check(
+    manifest: &Manifest,
+    target: &PartialState<'_>,
+    now: Option<u64>,
+) -> Result<(), Refusal> {
     if target.model.is_some_and(|model| manifest.model != model) {
         return Err(Refusal::WrongModel);
     }
@@ -129,7 +137,11 @@ pub fn check(manifest: &Manifest, target: &PartialState<'_>, now: Option<u64>) -
         if manifest.version <= *installed {
             return Err(Refusal::NotNewer);
         }
-        if manifest.prerequisite.as_ref().is_some_and(|pre| installed < pre) {
+        if manifest
+            .prerequisite
+            .as_ref()
+            .is_some_and(|pre| installed < pre)
+        {
             return Err(Refusal::PrerequisiteNotMet);
         }
     }

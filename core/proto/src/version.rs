@@ -172,7 +172,17 @@ mod tests {
 
     #[test]
     fn rejects_bad_versions() {
-        for bad in ["", "1", "1.2", "1.2.3.4", "01.2.3", "1.2.x", "1.2.3-", "1.2.3-a..b", "v1.2.3"] {
+        for bad in [
+            "",
+            "1",
+            "1.2",
+            "1.2.3.4",
+            "01.2.3",
+            "1.2.x",
+            "1.2.3-",
+            "1.2.3-a..b",
+            "v1.2.3",
+        ] {
             assert_eq!(bad.parse::<Version>(), Err(VersionError), "{bad}");
         }
     }

@@ -13,6 +13,7 @@ use cid::Cid;
 
 use crate::block::{self, MAX_BLOCK_SIZE};
 use crate::dagcbor::{decode_header, encode_header};
+use crate::pb_guard::{check_dag_pb, Data};
 use crate::varint::{read_uvarint, write_uvarint};
 use crate::StoreError;
 
@@ -106,6 +107,7 @@ fn links(cid: &Cid, bytes: &[u8]) -> Result<Vec<Cid>, StoreError> {
     if cid.codec() != block::DAG_PB {
         return Ok(Vec::new());
     }
+    check_dag_pb(bytes, Data::Opaque)?;
     let node = ipld_dagpb::PbNode::from_bytes(bytes.to_vec().into())
         .map_err(|e| StoreError::Malformed(format!("{cid}: invalid dag-pb: {e}")))?;
     Ok(node.links.into_iter().map(|l| l.cid).collect())

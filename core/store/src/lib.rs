@@ -43,6 +43,7 @@ mod cid;
 mod dagcbor;
 mod error;
 mod open;
+mod pb_guard;
 mod profile;
 mod store;
 mod varint;

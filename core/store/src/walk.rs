@@ -10,6 +10,7 @@ use rust_unixfs::file::visit::{Cache, FileVisit, IdleFileVisit};
 use rust_unixfs::file::FileReadFailed;
 
 use crate::block::{self, DAG_PB, RAW};
+use crate::pb_guard::{check_dag_pb, Data};
 use crate::StoreError;
 
 /// Pending links a well-formed file needs are a few thousand at most (depth × max links);
@@ -42,6 +43,7 @@ impl FileWalk {
                 Self::started(limit, size, None, block)
             }
             DAG_PB => {
+                check_dag_pb(&block, Data::UnixFs)?;
                 let (content, size, _metadata, visit) = IdleFileVisit::default()
                     .start(&block)
                     .map_err(|e| not_a_file(root, &e))?;
@@ -89,6 +91,15 @@ impl FileWalk {
             .ok_or_else(|| StoreError::Malformed("file walk already complete".into()))?;
         let cid = *visit.pending_links().0;
         block::verify(&cid, &block)?;
+        match cid.codec() {
+            RAW => {}
+            DAG_PB => check_dag_pb(&block, Data::UnixFs)?,
+            codec => {
+                return Err(StoreError::Malformed(format!(
+                    "{cid}: codec {codec:#x} is not a UnixFS file block"
+                )))
+            }
+        }
         let (content, next) = visit
             .continue_walk(&block, &mut self.cache)
             .map_err(|e| not_a_file(&cid, &e))?;

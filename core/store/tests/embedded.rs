@@ -328,3 +328,83 @@ async fn open_picks_backend_from_url() {
         );
     }
 }
+
+mod hostile_dag {
+    //! Blocks that hash correctly (a hostile publisher signs whatever it likes) but are not a
+    //! sane UnixFS file: `get` must fail cleanly, never panic inside the decoder.
+    use super::*;
+    use proptest::prelude::*;
+
+    fn put_as_dag_pb(f: &Fixture, block: &[u8]) -> String {
+        let cid = dag_pb_cid(block);
+        let path = block_path(f.store_dir(), &cid);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, block).unwrap();
+        cid
+    }
+
+    fn check(block: &[u8]) -> Result<(), TestCaseError> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .unwrap();
+        let f = Fixture::new();
+        // leaves the mutated root may point at
+        let data = splitmix64_bytes(12, 3 * 256 * 1024 + 5);
+        rt.block_on(f.add(&data, V0));
+        let cid = put_as_dag_pb(&f, block);
+        let (_, err) = rt.block_on(read_all_or_err(&f.store, &cid, 64 * MIB as u64));
+        if let Some(e) = err {
+            prop_assert!(
+                !e.to_string().contains("decoder failed"),
+                "decoder panicked: {}",
+                e
+            );
+        }
+        Ok(())
+    }
+
+    async fn read_all_or_err(
+        store: &EmbeddedStore,
+        cid: &str,
+        max: u64,
+    ) -> (Vec<u8>, Option<StoreError>) {
+        match store.get(cid, max).await {
+            Ok(_) => read_all(store, cid, max).await,
+            Err(e) => (Vec::new(), Some(e)),
+        }
+    }
+
+    fn real_v0_root() -> Vec<u8> {
+        let f = Fixture::new();
+        let data = splitmix64_bytes(12, 3 * 256 * 1024 + 5);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let cid = rt.block_on(f.add(&data, V0));
+        std::fs::read(block_path(f.store_dir(), &cid)).unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(common::fuzz_cases()))]
+
+        #[test]
+        fn arbitrary_root_block(block in proptest::collection::vec(any::<u8>(), 0..512)) {
+            check(&block)?;
+        }
+
+        #[test]
+        fn mutated_real_root(
+            edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+        ) {
+            use std::sync::OnceLock;
+            static ROOT: OnceLock<Vec<u8>> = OnceLock::new();
+            let mut block = ROOT.get_or_init(real_v0_root).clone();
+            for (at, byte) in edits {
+                let i = at.index(block.len());
+                block[i] = byte;
+            }
+            check(&block)?;
+        }
+    }
+}

@@ -116,7 +116,10 @@ impl fmt::Display for FollowError {
                 write!(f, "epoch {epoch} is older than the latest epoch {latest}")
             }
             FollowError::NoEpochKey { epoch } => {
-                write!(f, "no key for epoch {epoch}: this reader was revoked or never admitted")
+                write!(
+                    f,
+                    "no key for epoch {epoch}: this reader was revoked or never admitted"
+                )
             }
             FollowError::BadPayload => f.write_str("payload does not decrypt or decode"),
             FollowError::BadManifest(e) => write!(f, "release manifest refused: {e}"),
@@ -317,7 +320,11 @@ impl Follower {
         })
     }
 
-    fn open(&mut self, envelope: &message::Envelope<'_>, now: Option<u64>) -> Result<Event, FollowError> {
+    fn open(
+        &mut self,
+        envelope: &message::Envelope<'_>,
+        now: Option<u64>,
+    ) -> Result<Event, FollowError> {
         let header = &envelope.header;
         if header.kind == Kind::Keyload {
             let keyload = Keyload::from_cbor(envelope.body).map_err(|_| FollowError::BadPayload)?;
@@ -340,12 +347,9 @@ impl Follower {
                 admitted,
             });
         }
-        let key = self
-            .keys
-            .get(header.epoch)
-            .ok_or(FollowError::NoEpochKey {
-                epoch: header.epoch,
-            })?;
+        let key = self.keys.get(header.epoch).ok_or(FollowError::NoEpochKey {
+            epoch: header.epoch,
+        })?;
         let plaintext = XChaCha20Poly1305::new(Key::from_slice(key))
             .decrypt(
                 XNonce::from_slice(&header.nonce),
@@ -357,9 +361,10 @@ impl Follower {
             .map_err(|_| FollowError::BadPayload)?;
         match header.kind {
             Kind::Release => {
-                let body = ReleaseBody::from_cbor(&plaintext).map_err(|_| FollowError::BadPayload)?;
-                let verified =
-                    verify_manifest(&body.manifest, &self.trust, now).map_err(FollowError::BadManifest)?;
+                let body =
+                    ReleaseBody::from_cbor(&plaintext).map_err(|_| FollowError::BadPayload)?;
+                let verified = verify_manifest(&body.manifest, &self.trust, now)
+                    .map_err(FollowError::BadManifest)?;
                 Ok(Event::Release {
                     verified: alloc::boxed::Box::new(verified),
                     signed: body.manifest,

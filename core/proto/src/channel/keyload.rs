@@ -288,7 +288,12 @@ impl<'a> Keyload<'a> {
         if !shared.was_contributory() {
             return Err(DecodeError::InvalidField("ephemeral"));
         }
-        let mut kek = key_encryption_key(channel, shared.as_bytes(), &self.ephemeral, &reader.public());
+        let mut kek = key_encryption_key(
+            channel,
+            shared.as_bytes(),
+            &self.ephemeral,
+            &reader.public(),
+        );
         let cipher = XChaCha20Poly1305::new(Key::from_slice(&kek));
         kek.zeroize();
         let mut plaintext = cipher

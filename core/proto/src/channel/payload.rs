@@ -33,7 +33,12 @@ pub struct Heartbeat {
     pub valid_until: u64,
 }
 
-fn expect_key(keys: &mut MapKeys, d: &mut Decoder<'_>, want: i64, name: &'static str) -> Result<(), DecodeError> {
+fn expect_key(
+    keys: &mut MapKeys,
+    d: &mut Decoder<'_>,
+    want: i64,
+    name: &'static str,
+) -> Result<(), DecodeError> {
     match keys.next(d)? {
         Some(k) if k == want => Ok(()),
         _ => Err(DecodeError::InvalidField(name)),

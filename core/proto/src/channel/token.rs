@@ -68,6 +68,19 @@ pub enum TokenError {
     UnexpectedVendor,
 }
 
+impl TokenError {
+    /// A short stable name of the failed check.
+    pub fn check(&self) -> &'static str {
+        match self {
+            TokenError::NotAToken => "token-format",
+            TokenError::BadChecksum => "token-checksum",
+            TokenError::Malformed(_) => "token-content",
+            TokenError::AuthorNotCertified(_) => "channel-author-certificate",
+            TokenError::UnexpectedVendor => "vendor-pin",
+        }
+    }
+}
+
 impl fmt::Display for TokenError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -162,7 +175,9 @@ impl Token {
         if text.len() > MAX_TOKEN_TEXT {
             return Err(TokenError::NotAToken);
         }
-        let body = text.strip_prefix(TOKEN_PREFIX).ok_or(TokenError::NotAToken)?;
+        let body = text
+            .strip_prefix(TOKEN_PREFIX)
+            .ok_or(TokenError::NotAToken)?;
         let bytes = base64::decode_url(body).ok_or(TokenError::NotAToken)?;
         if bytes.len() < 4 {
             return Err(TokenError::BadChecksum);
@@ -184,8 +199,9 @@ impl Token {
     /// Checks the author certificate against the token's vendor key and returns the author key.
     pub fn author(&self) -> Result<VerifyingKey, TokenError> {
         let trust = self.trust()?;
-        let cert = KeyCertificate::verify(&self.author_certificate, &trust.root, Role::ChannelAuthor)
-            .map_err(TokenError::AuthorNotCertified)?;
+        let cert =
+            KeyCertificate::verify(&self.author_certificate, &trust.root, Role::ChannelAuthor)
+                .map_err(TokenError::AuthorNotCertified)?;
         cert.verifying_key().map_err(TokenError::AuthorNotCertified)
     }
 

@@ -184,3 +184,11 @@ pub fn dag_pb_cid(block: &[u8]) -> String {
     let mh = cid::multihash::Multihash::<64>::wrap(0x12, &digest).unwrap();
     cid::Cid::new_v1(0x70, mh).to_string()
 }
+
+/// Cases per property test: 128 by default, `FWLEDGER_FUZZ_CASES=N` for a longer hunt.
+pub fn fuzz_cases() -> u32 {
+    std::env::var("FWLEDGER_FUZZ_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(128)
+}
