@@ -10,6 +10,8 @@ section "tools"
 # Kubo is the oracle for CID tests (and, later, the real IPFS backend).
 FWLEDGER_KUBO="$(bash scripts/install-kubo.sh)"
 export FWLEDGER_KUBO FWLEDGER_REQUIRE_KUBO=1
+# Every CID vector, including the 1 GiB ones (fast: the hashing crates are optimized in dev).
+export FWLEDGER_SLOW_TESTS=1
 "$FWLEDGER_KUBO" version
 
 section "format"

@@ -119,18 +119,12 @@ pub fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<String, Failur
 
 /// The embedded store named by a store URL (CAR files work on the embedded store).
 pub fn embedded_store(home: &Path, url: &str) -> Result<fwledger_store::EmbeddedStore, Failure> {
-    let dir = match url.trim() {
-        "" | "embedded" => home.join("store"),
-        other => match other.strip_prefix("embedded:") {
-            Some(path) => Path::new(path).to_path_buf(),
-            None => {
-                return Err(Failure::Message(format!(
-                    "CAR files work with the embedded store; {other:?} is not one"
-                )))
-            }
-        },
-    };
-    fwledger_store::EmbeddedStore::open(&dir).map_err(Failure::from)
+    match fwledger_store::embedded_dir(url, home)? {
+        Some(dir) => fwledger_store::EmbeddedStore::open(&dir).map_err(Failure::from),
+        None => Err(Failure::Message(format!(
+            "CAR files work with the embedded store; {url:?} is not one"
+        ))),
+    }
 }
 
 #[cfg(test)]

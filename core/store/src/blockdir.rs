@@ -85,6 +85,15 @@ impl BlockDir {
 
     /// Reads a block and checks it against its CID.
     pub(crate) fn read(&self, cid: &Cid) -> Result<Vec<u8>, StoreError> {
+        let bytes = self.read_unverified(cid)?;
+        block::verify(cid, &bytes)?;
+        Ok(bytes)
+    }
+
+    /// Reads a block for a caller that verifies it itself (the file walker), so it is hashed
+    /// once, not twice. At most `MAX_BLOCK_SIZE + 1` bytes are read: enough to fail
+    /// verification, never enough to exhaust memory.
+    pub(crate) fn read_unverified(&self, cid: &Cid) -> Result<Vec<u8>, StoreError> {
         let file = match File::open(self.block_path(cid)) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -95,10 +104,8 @@ impl BlockDir {
             Err(e) => return Err(e.into()),
         };
         let mut bytes = Vec::new();
-        // a block file grown past any valid block size is refused without reading it all
         file.take(MAX_BLOCK_SIZE as u64 + 1)
             .read_to_end(&mut bytes)?;
-        block::verify(cid, &bytes)?;
         Ok(bytes)
     }
 

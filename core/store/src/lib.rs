@@ -62,6 +62,6 @@ pub use crate::cid::{cid_of_file, cid_of_reader};
 #[cfg(feature = "embedded")]
 pub use crate::embedded::EmbeddedStore;
 pub use crate::error::StoreError;
-pub use crate::open::open;
+pub use crate::open::{embedded_dir, open};
 pub use crate::profile::Profile;
 pub use crate::store::{Added, ContentStore, ContentStream};

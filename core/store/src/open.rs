@@ -1,23 +1,39 @@
 //! Choosing a content store from a URL-like setting.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::{ContentStore, StoreError};
 
-/// Opens the content store that `url` names:
+/// The directory of the embedded store that `url` names, or `None` if it names another backend:
 ///
-/// * `""` or `"embedded"` — an [`EmbeddedStore`](crate::EmbeddedStore) in `home/store`;
-/// * `"embedded:PATH"` — an embedded store in `PATH` (relative to `home`).
+/// * `""` or `"embedded"` — `home/store`;
+/// * `"embedded:PATH"` — `PATH` (a relative path is taken from the current directory, as for
+///   `sqlite:PATH` ledgers).
+pub fn embedded_dir(url: &str, home: &Path) -> Result<Option<PathBuf>, StoreError> {
+    let url = url.trim();
+    if url.is_empty() || url == "embedded" {
+        return Ok(Some(home.join("store")));
+    }
+    match url.strip_prefix("embedded:") {
+        Some("") => Err(StoreError::Unsupported(format!(
+            "store URL {url:?} names no directory; expected embedded:PATH"
+        ))),
+        Some(path) => Ok(Some(std::env::current_dir()?.join(path))),
+        None => Ok(None),
+    }
+}
+
+/// Opens the content store that `url` names (see [`embedded_dir`]).
 ///
 /// Remote backends (`kubo+http://…`, `https://…` gateways) are not built yet and fail with
 /// [`StoreError::Unsupported`].
 pub fn open(url: &str, home: &Path) -> Result<Arc<dyn ContentStore>, StoreError> {
-    let url = url.trim();
-    match url.split_once(':') {
-        None if url.is_empty() || url == "embedded" => open_embedded(&home.join("store")),
-        Some(("embedded", path)) if !path.is_empty() => open_embedded(&home.join(path)),
-        _ => Err(StoreError::Unsupported(url.to_owned())),
+    match embedded_dir(url, home)? {
+        Some(dir) => open_embedded(&dir),
+        None => Err(StoreError::Unsupported(format!(
+            "store URL {url:?} is not supported by this build; expected embedded or embedded:PATH"
+        ))),
     }
 }
 
