@@ -459,6 +459,27 @@ impl MapKeys {
         self.last = Some(key);
         Ok(Some(key))
     }
+
+    /// Reads the next key, which must be `want` (for maps whose fields are all required).
+    pub fn expect(
+        &mut self,
+        d: &mut Decoder<'_>,
+        want: Key,
+        name: &'static str,
+    ) -> Result<(), DecodeError> {
+        match self.next(d)? {
+            Some(key) if key == want => Ok(()),
+            _ => Err(DecodeError::InvalidField(name)),
+        }
+    }
+
+    /// Closes the map, which must have no pairs left.
+    pub fn end(mut self, d: &mut Decoder<'_>) -> Result<(), DecodeError> {
+        match self.next(d)? {
+            None => Ok(()),
+            Some(_) => Err(DecodeError::InvalidField("unknown field")),
+        }
+    }
 }
 
 #[cfg(test)]

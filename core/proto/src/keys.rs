@@ -170,25 +170,19 @@ impl KeyCertificate {
     pub fn from_cbor(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut d = Decoder::new(bytes);
         let mut keys = MapKeys::open(&mut d)?;
-        let mut expect = |d: &mut Decoder<'_>, want: i64, name| match keys.next(d)? {
-            Some(k) if k == want => Ok(()),
-            _ => Err(DecodeError::InvalidField(name)),
-        };
-        expect(&mut d, 1, "role")?;
+        keys.expect(&mut d, 1, "role")?;
         let role = Role::from_u64(d.u64()?)?;
-        expect(&mut d, 2, "public_key")?;
+        keys.expect(&mut d, 2, "public_key")?;
         let public_key = d.bytes_n::<32>()?;
-        expect(&mut d, 3, "generation")?;
+        keys.expect(&mut d, 3, "generation")?;
         let generation = d.u64()?;
-        expect(&mut d, 4, "not_before")?;
+        keys.expect(&mut d, 4, "not_before")?;
         let not_before = d.u64()?;
-        expect(&mut d, 5, "not_after")?;
+        keys.expect(&mut d, 5, "not_after")?;
         let not_after = d.u64()?;
-        expect(&mut d, 6, "vendor")?;
+        keys.expect(&mut d, 6, "vendor")?;
         let vendor = d.string()?;
-        if keys.next(&mut d)?.is_some() {
-            return Err(DecodeError::InvalidField("certificate"));
-        }
+        keys.end(&mut d)?;
         d.finish()?;
         Ok(KeyCertificate {
             role,

@@ -236,15 +236,11 @@ impl<'a> Keyload<'a> {
     pub fn from_cbor(body: &'a [u8]) -> Result<Self, DecodeError> {
         let mut d = Decoder::new(body);
         let mut keys = MapKeys::open(&mut d)?;
-        let mut field = |d: &mut Decoder<'_>, want: i64, name| match keys.next(d)? {
-            Some(k) if k == want => Ok(()),
-            _ => Err(DecodeError::InvalidField(name)),
-        };
-        field(&mut d, 1, "epoch")?;
+        keys.expect(&mut d, 1, "epoch")?;
         let epoch = d.u64()?;
-        field(&mut d, 2, "ephemeral")?;
+        keys.expect(&mut d, 2, "ephemeral")?;
         let ephemeral = d.bytes_n::<32>()?;
-        field(&mut d, 3, "readers")?;
+        keys.expect(&mut d, 3, "readers")?;
         let n = d.array()?;
         if n > MAX_READERS {
             return Err(DecodeError::InvalidField("readers"));
@@ -256,9 +252,7 @@ impl<'a> Keyload<'a> {
             d.leave();
         }
         d.leave();
-        if keys.next(&mut d)?.is_some() {
-            return Err(DecodeError::InvalidField("keyload"));
-        }
+        keys.end(&mut d)?;
         d.finish()?;
         Ok(Keyload {
             epoch,

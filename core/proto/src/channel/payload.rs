@@ -33,25 +33,6 @@ pub struct Heartbeat {
     pub valid_until: u64,
 }
 
-fn expect_key(
-    keys: &mut MapKeys,
-    d: &mut Decoder<'_>,
-    want: i64,
-    name: &'static str,
-) -> Result<(), DecodeError> {
-    match keys.next(d)? {
-        Some(k) if k == want => Ok(()),
-        _ => Err(DecodeError::InvalidField(name)),
-    }
-}
-
-fn end(mut keys: MapKeys, mut d: Decoder<'_>) -> Result<(), DecodeError> {
-    if keys.next(&mut d)?.is_some() {
-        return Err(DecodeError::InvalidField("unknown field"));
-    }
-    d.finish()
-}
-
 impl ReleaseBody {
     /// Encodes the payload.
     pub fn to_cbor(&self) -> Vec<u8> {
@@ -64,9 +45,10 @@ impl ReleaseBody {
     pub fn from_cbor(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut d = Decoder::new(bytes);
         let mut keys = MapKeys::open(&mut d)?;
-        expect_key(&mut keys, &mut d, 1, "manifest")?;
+        keys.expect(&mut d, 1, "manifest")?;
         let manifest = d.bytes()?.to_vec();
-        end(keys, d)?;
+        keys.end(&mut d)?;
+        d.finish()?;
         Ok(ReleaseBody { manifest })
     }
 }
@@ -89,13 +71,14 @@ impl Revocation {
     pub fn from_cbor(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut d = Decoder::new(bytes);
         let mut keys = MapKeys::open(&mut d)?;
-        expect_key(&mut keys, &mut d, 1, "model")?;
+        keys.expect(&mut d, 1, "model")?;
         let model = d.string()?;
-        expect_key(&mut keys, &mut d, 2, "version")?;
+        keys.expect(&mut d, 2, "version")?;
         let version = d.string()?;
-        expect_key(&mut keys, &mut d, 3, "reason")?;
+        keys.expect(&mut d, 3, "reason")?;
         let reason = d.string()?;
-        end(keys, d)?;
+        keys.end(&mut d)?;
+        d.finish()?;
         Ok(Revocation {
             model,
             version,
@@ -116,11 +99,12 @@ impl Heartbeat {
     pub fn from_cbor(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut d = Decoder::new(bytes);
         let mut keys = MapKeys::open(&mut d)?;
-        expect_key(&mut keys, &mut d, 1, "time")?;
+        keys.expect(&mut d, 1, "time")?;
         let time = d.u64()?;
-        expect_key(&mut keys, &mut d, 2, "valid_until")?;
+        keys.expect(&mut d, 2, "valid_until")?;
         let valid_until = d.u64()?;
-        end(keys, d)?;
+        keys.end(&mut d)?;
+        d.finish()?;
         Ok(Heartbeat { time, valid_until })
     }
 }
