@@ -18,7 +18,7 @@ use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use fwledger_proto::cbor::Encoder;
 use fwledger_proto::channel::{
     channel_id, message, ChainPosition, Event, FollowError, Follower, Kind, ReaderKey, ReleaseBody,
-    Token, TokenError,
+    Token,
 };
 use fwledger_proto::cose;
 use fwledger_proto::image::ImageVerifier;
