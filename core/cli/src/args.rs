@@ -68,6 +68,12 @@ pub enum Command {
     /// Export or import content as CAR files (offline transfer between stores).
     #[command(subcommand)]
     Car(CarCommand),
+    /// Home gateway: set up, follow vendor channels, register devices, run the service.
+    #[command(subcommand)]
+    Gateway(GatewayCommand),
+    /// Device side: run a simulated device (file-backed A/B slots) against a gateway.
+    #[command(subcommand)]
+    Device(DeviceCommand),
     /// Run the whole flow on the embedded defaults and show each step.
     Demo {
         /// Number of simulated devices.
@@ -258,6 +264,113 @@ pub struct VerifyArgs {
     /// Skip expiry checks (as a device without a clock).
     #[arg(long)]
     pub no_clock: bool,
+}
+
+/// `fwledger gateway …`
+#[derive(Debug, Subcommand)]
+pub enum GatewayCommand {
+    /// Create the gateway: CA, certificates, mosquitto configuration, registry.
+    Init(GatewayInitArgs),
+    /// Follow a vendor's channel (a token from `fwledger vendor token`).
+    Subscribe {
+        /// Subscription token (fwl1…), or @FILE to read it from a file.
+        token: String,
+    },
+    /// Register devices.
+    #[command(subcommand)]
+    Device(GatewayDeviceCommand),
+    /// Run the gateway service until interrupted (SIGINT / SIGTERM).
+    Run {
+        /// HTTPS listen address (default: from gateway.json); notices then use this address.
+        #[arg(long, value_name = "ADDR")]
+        http: Option<std::net::SocketAddr>,
+        /// Use a running broker (mqtts://HOST:PORT, or mqtt:// on loopback) instead of
+        /// starting mosquitto.
+        #[arg(long, value_name = "URL")]
+        broker: Option<String>,
+        /// The mosquitto binary (default: $FWLEDGER_MOSQUITTO, PATH, /usr/sbin).
+        #[arg(long, value_name = "PATH")]
+        mosquitto: Option<PathBuf>,
+    },
+    /// Show channels, releases, devices and recent events.
+    Status {
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `fwledger gateway init …`
+#[derive(Debug, Args)]
+pub struct GatewayInitArgs {
+    /// Address every listener binds.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: std::net::IpAddr,
+    /// Host name or address devices use to reach the gateway (default: the bind address).
+    #[arg(long)]
+    pub host: Option<String>,
+    /// MQTT over TLS port (mosquitto).
+    #[arg(long, default_value_t = 8883)]
+    pub mqtt_port: u16,
+    /// HTTPS port (downloads, web UI).
+    #[arg(long, default_value_t = 8443)]
+    pub https_port: u16,
+    /// SNTP port.
+    #[arg(long, default_value_t = 1123)]
+    pub sntp_port: u16,
+}
+
+/// `fwledger gateway device …`
+#[derive(Debug, Subcommand)]
+pub enum GatewayDeviceCommand {
+    /// Register a device: issue its certificate and write its provisioning bundle.
+    Add {
+        /// Device id (certificate CN): 1-64 of A-Z a-z 0-9 . _ -
+        #[arg(long)]
+        id: String,
+        /// MAC address.
+        #[arg(long)]
+        mac: String,
+        /// Device model.
+        #[arg(long)]
+        model: String,
+        /// Hardware revision.
+        #[arg(long = "hw")]
+        hardware: String,
+        /// Where to write the bundle (mode 0600: it holds the device key).
+        #[arg(long, value_name = "BUNDLE")]
+        out: PathBuf,
+    },
+    /// List registered devices.
+    List {
+        /// One JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `fwledger device …`
+#[derive(Debug, Subcommand)]
+pub enum DeviceCommand {
+    /// Run a device from a provisioning bundle until interrupted (Ctrl-C). It keeps its slots
+    /// and boot record in the state directory; a fresh directory starts from a factory image.
+    Run {
+        /// The provisioning bundle (from `gateway device add`).
+        #[arg(long, value_name = "BUNDLE")]
+        bundle: PathBuf,
+        /// State directory: slot_a.bin, slot_b.bin, boot.json.
+        #[arg(long, value_name = "DIR")]
+        state: PathBuf,
+        /// Version of the factory image on first run.
+        #[arg(long, default_value = "1.0.0")]
+        factory_version: String,
+        /// How often to ask the gateway for the current notice, besides on every connect.
+        #[arg(long, value_name = "DUR", default_value = "60s")]
+        check_interval: String,
+        /// Print status reports as JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[cfg(test)]

@@ -3,6 +3,8 @@
 
 mod args;
 mod demo;
+mod device;
+mod gateway;
 mod util;
 
 use std::path::Path;
@@ -67,6 +69,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             out,
         } => fetch(&backends()?, &manifest, &vendor_key, &out).await,
         Command::Car(command) => car(&home, &cli.store, command),
+        Command::Gateway(command) => gateway::run(&home, &backends, command).await,
+        Command::Device(command) => device::run(command).await,
         Command::Demo { devices, dir } => demo::run(devices, dir).await,
     }
 }

@@ -65,7 +65,8 @@ impl std::error::Error for BundleError {}
 impl Bundle {
     /// Parses and checks a bundle.
     pub fn from_json(bytes: &[u8]) -> Result<Self, BundleError> {
-        let bundle: Bundle = serde_json::from_slice(bytes).map_err(|e| BundleError(e.to_string()))?;
+        let bundle: Bundle =
+            serde_json::from_slice(bytes).map_err(|e| BundleError(e.to_string()))?;
         bundle.check()?;
         Ok(bundle)
     }
@@ -87,7 +88,11 @@ impl Bundle {
         if self.vendors.is_empty() {
             return bad("no trusted vendor key");
         }
-        if self.vendors.iter().any(|v| self.vendor_key(&v.key).is_none()) {
+        if self
+            .vendors
+            .iter()
+            .any(|v| self.vendor_key(&v.key).is_none())
+        {
             return bad("vendor key is not 64 hex characters");
         }
         if !(self.mqtt_url.starts_with("mqtts://") || self.mqtt_url.starts_with("mqtt://")) {
@@ -103,6 +108,9 @@ impl Bundle {
 
     /// Every trusted vendor key.
     pub fn vendor_keys(&self) -> Vec<[u8; 32]> {
-        self.vendors.iter().filter_map(|v| self.vendor_key(&v.key)).collect()
+        self.vendors
+            .iter()
+            .filter_map(|v| self.vendor_key(&v.key))
+            .collect()
     }
 }

@@ -65,7 +65,10 @@ impl DeviceStatus {
     /// Parses a report, refusing oversized payloads.
     pub fn from_json(bytes: &[u8]) -> Result<Self, String> {
         if bytes.len() > MAX_STATUS_SIZE {
-            return Err(format!("status report of {} bytes is too large", bytes.len()));
+            return Err(format!(
+                "status report of {} bytes is too large",
+                bytes.len()
+            ));
         }
         serde_json::from_slice(bytes).map_err(|e| e.to_string())
     }

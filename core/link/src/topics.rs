@@ -33,7 +33,8 @@ pub const ALL_CHECK: &str = "fwledger/v1/dev/+/check";
 pub fn parse(topic: &str) -> Option<(&str, &str)> {
     let rest = topic.strip_prefix(PREFIX)?.strip_prefix('/')?;
     let (id, kind) = rest.split_once('/')?;
-    (crate::valid_device_id(id) && matches!(kind, "status" | "check" | "notice")).then_some((id, kind))
+    (crate::valid_device_id(id) && matches!(kind, "status" | "check" | "notice"))
+        .then_some((id, kind))
 }
 
 /// The mosquitto ACL lines that confine each device to its own topics (`%u` = certificate CN).
@@ -55,8 +56,14 @@ mod tests {
 
     #[test]
     fn parse_topics() {
-        assert_eq!(parse("fwledger/v1/dev/lamp-1/status"), Some(("lamp-1", "status")));
-        assert_eq!(parse("fwledger/v1/dev/lamp-1/check"), Some(("lamp-1", "check")));
+        assert_eq!(
+            parse("fwledger/v1/dev/lamp-1/status"),
+            Some(("lamp-1", "status"))
+        );
+        assert_eq!(
+            parse("fwledger/v1/dev/lamp-1/check"),
+            Some(("lamp-1", "check"))
+        );
         assert_eq!(parse("fwledger/v1/dev/+/status"), None);
         assert_eq!(parse("fwledger/v1/dev/a/b/status"), None);
         assert_eq!(parse("other/v1/dev/a/status"), None);
