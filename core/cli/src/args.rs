@@ -82,6 +82,9 @@ pub enum Command {
         /// Keep the demo's files in this directory instead of a temporary one.
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Keep the gateway (and its web UI) running until Ctrl-C.
+        #[arg(long)]
+        keep_running: bool,
     },
 }
 
@@ -292,6 +295,8 @@ pub enum GatewayCommand {
         #[arg(long, value_name = "PATH")]
         mosquitto: Option<PathBuf>,
     },
+    /// Set a new, generated password for the web UI's `admin` account (printed once).
+    Password,
     /// Show channels, releases, devices and recent events.
     Status {
         /// One JSON object.

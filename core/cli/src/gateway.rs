@@ -123,6 +123,16 @@ pub async fn run(
             running.stop().await;
             Ok(())
         }
+        GatewayCommand::Password => {
+            let gateway = Gateway::open(home).map_err(fail)?;
+            let admin = gateway.reset_admin_password().map_err(fail)?;
+            println!(
+                "web UI user {}, new password: {}",
+                admin.user, admin.password
+            );
+            println!("(shown once; stored only as an Argon2id hash; logged-in web sessions end)");
+            Ok(())
+        }
         GatewayCommand::Status { json: as_json } => {
             let gateway = Gateway::open(home).map_err(fail)?;
             status(gateway.registry(), as_json)
@@ -147,6 +157,18 @@ fn init(home: &Path, args: GatewayInitArgs) -> Result<(), Failure> {
     println!(
         "  mosquitto  {}",
         gateway.paths().mosquitto_conf().display()
+    );
+    let admin = gateway.reset_admin_password().map_err(fail)?;
+    println!(
+        "  web UI     {}  user {}  password {}",
+        config.http_url(),
+        admin.user,
+        admin.password
+    );
+    println!("             (shown once; `fwledger gateway password` sets a new one)");
+    println!(
+        "  API token  {}",
+        fwledger_gateway::web::auth::api_token_file(gateway.paths()).display()
     );
     println!("next: fwledger gateway subscribe TOKEN; fwledger gateway device add …");
     Ok(())

@@ -71,7 +71,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Car(command) => car(&home, &cli.store, command),
         Command::Gateway(command) => gateway::run(&home, &backends, command).await,
         Command::Device(command) => device::run(command).await,
-        Command::Demo { devices, dir } => demo::run(devices, dir).await,
+        Command::Demo {
+            devices,
+            dir,
+            keep_running,
+        } => demo::run(devices, dir, keep_running).await,
     }
 }
 

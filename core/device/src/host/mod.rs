@@ -296,7 +296,14 @@ impl Platform for HostPlatform {
         options
             .set_keep_alive(self.config.keep_alive)
             .set_clean_session(true)
-            .set_max_packet_size(64 * 1024, 16 * 1024);
+            .set_max_packet_size(64 * 1024, 16 * 1024)
+            // An empty status is the gateway's "this device went offline" (PROTOCOL.md §12).
+            .set_last_will(rumqttc::LastWill::new(
+                fwledger_link::topics::status(&bundle.device_id),
+                Vec::new(),
+                rumqttc::QoS::AtLeastOnce,
+                false,
+            ));
         // The sync client keeps rumqttc's 5 s connection timeout.
         if let Some(tls) = &self.tls.mqtt {
             options.set_transport(rumqttc::Transport::tls_with_config(

@@ -6,7 +6,8 @@
 //! - Logging in creates a server-side session: a random 256-bit id in a cookie
 //!   (`__Host-` prefix, `HttpOnly`, `Secure`, `SameSite=Strict`, `Path=/`) that expires after
 //!   [`SESSION_IDLE`] without use or [`SESSION_LIFETIME`] in all. The gateway keeps only the
-//!   SHA-256 of each id, in memory: restarting the gateway logs everybody out.
+//!   SHA-256 of each id, in memory: restarting the gateway or setting a new password logs
+//!   everybody out.
 //! - Every state-changing request carries the session's CSRF token in a form field (checked
 //!   before any handler runs); the login form carries a token bound to a short-lived cookie.
 //! - Password checks are rate-limited per client address ([`MAX_FAILURES`] per
@@ -18,7 +19,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
@@ -277,6 +278,9 @@ pub(crate) fn secrets_equal(a: &str, b: &str) -> bool {
     bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
+/// Modification time and inode of `admin.json`.
+type AdminStamp = (SystemTime, u64);
+
 /// A logged-in session, as handlers see it.
 #[derive(Debug, Clone)]
 pub(crate) struct Session {
@@ -288,6 +292,8 @@ struct SessionEntry {
     csrf: String,
     created: Instant,
     last_used: Instant,
+    /// `admin.json`'s identity at login: a new password ends the session.
+    admin_stamp: Option<AdminStamp>,
 }
 
 struct FailureCount {
@@ -457,9 +463,20 @@ impl Auth {
         }
     }
 
+    fn admin_stamp(&self) -> Option<AdminStamp> {
+        let meta = std::fs::metadata(admin_file(&self.paths)).ok()?;
+        #[cfg(unix)]
+        let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+        #[cfg(not(unix))]
+        let inode = 0;
+        // Written by rename: every new password is a new inode, whatever the clock resolution.
+        Some((meta.modified().ok()?, inode))
+    }
+
     /// A new session (the oldest is dropped past [`MAX_SESSIONS`]).
     pub fn create_session(&self) -> String {
         let id = random_hex(32);
+        let admin_stamp = self.admin_stamp();
         let now = Instant::now();
         let mut tables = self.tables();
         tables.sessions.retain(|_, s| {
@@ -483,6 +500,7 @@ impl Auth {
                 csrf: random_hex(32),
                 created: now,
                 last_used: now,
+                admin_stamp,
             },
         );
         id
@@ -490,12 +508,14 @@ impl Auth {
 
     /// The live session with this id (its idle timer restarts).
     pub fn session(&self, id: &str) -> Option<Session> {
+        let admin_stamp = self.admin_stamp();
         let now = Instant::now();
         let mut tables = self.tables();
         let k = key(id);
         let entry = tables.sessions.get_mut(&k)?;
         if now.duration_since(entry.last_used) >= SESSION_IDLE
             || now.duration_since(entry.created) >= SESSION_LIFETIME
+            || entry.admin_stamp != admin_stamp
         {
             tables.sessions.remove(&k);
             return None;
