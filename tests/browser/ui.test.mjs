@@ -88,11 +88,15 @@ describe('gateway web UI', { timeout: 120_000 }, () => {
     assert.equal(session.httpOnly, true);
     assert.equal(session.secure, true);
     assert.equal(session.sameSite, 'Strict');
+    await page.screenshot({ path: join(artifacts, 'overview.png'), fullPage: true });
+    assertScreenshot(join(artifacts, 'overview.png'), 20_000);
   });
 
   it('adds a device through the configuration page', async () => {
     await page.click('nav >> text=Configuration');
     await page.waitForURL(`${url}/config`);
+    await page.screenshot({ path: join(artifacts, 'config.png'), fullPage: true });
+    assertScreenshot(join(artifacts, 'config.png'), 20_000);
     const form = page.locator('form[action="/config/devices"]');
     await form.locator('input[name=id]').fill(deviceId);
     await form.locator('input[name=mac]').fill('24:0A:C4:AB:CD:01');

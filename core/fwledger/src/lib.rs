@@ -1,8 +1,8 @@
 //! # fwledger — firmware releases over an authenticated ledger channel and IPFS
 //!
 //! The std side of fwledger: publish, subscribe (follow), fetch and verify, over two small traits
-//! — [`Ledger`](fwledger_ledger::Ledger) (append, read by position, wait) and
-//! [`ContentStore`](fwledger_store::ContentStore) (add → CID, get CID → verified stream, pin).
+//! — [`Ledger`] (append, read by position, wait) and
+//! [`ContentStore`] (add → CID, get CID → verified stream, pin).
 //! Every decision about validity is made by the IO-free [`fwledger_proto`] core.
 //!
 //! ```
