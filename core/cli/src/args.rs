@@ -376,6 +376,24 @@ pub enum DeviceCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Run many devices in one process, one per bundle in a directory (load tests, benchmarks).
+    Swarm {
+        /// Directory of provisioning bundles (every regular file in it).
+        #[arg(long, value_name = "DIR")]
+        bundles: PathBuf,
+        /// State directory; each device gets a subdirectory named after its id.
+        #[arg(long, value_name = "DIR")]
+        state: PathBuf,
+        /// Version of the factory image on first run.
+        #[arg(long, default_value = "1.0.0")]
+        factory_version: String,
+        /// Exit once every device has confirmed this version.
+        #[arg(long, value_name = "VERSION")]
+        until_version: Option<String>,
+        /// Give up after this long.
+        #[arg(long, value_name = "DUR", default_value = "10m")]
+        timeout: String,
+    },
 }
 
 #[cfg(test)]

@@ -51,7 +51,9 @@ impl World {
             },
         )
         .unwrap();
-        gateway.subscribe(&vendor.token(Some("gw")).unwrap()).unwrap();
+        gateway
+            .subscribe(&vendor.token(Some("gw")).unwrap())
+            .unwrap();
         World {
             dir,
             vendor,
@@ -77,7 +79,11 @@ impl World {
         let mut config = DeviceConfig::new(bundle, self.dir.path().join("dev").join(id));
         let seen = self.statuses.clone();
         config.observer = Some(Arc::new(move |id: &str, s: &DeviceStatus| {
-            seen.lock().unwrap().entry(id.into()).or_default().push(s.clone());
+            seen.lock()
+                .unwrap()
+                .entry(id.into())
+                .or_default()
+                .push(s.clone());
         }));
         config
     }
@@ -98,17 +104,30 @@ impl World {
     }
 
     fn latest(&self, id: &str) -> Option<DeviceStatus> {
-        self.statuses.lock().unwrap().get(id).and_then(|v| v.last().cloned())
+        self.statuses
+            .lock()
+            .unwrap()
+            .get(id)
+            .and_then(|v| v.last().cloned())
     }
 
     fn history(&self, id: &str) -> Vec<DeviceStatus> {
-        self.statuses.lock().unwrap().get(id).cloned().unwrap_or_default()
+        self.statuses
+            .lock()
+            .unwrap()
+            .get(id)
+            .cloned()
+            .unwrap_or_default()
     }
 
     async fn wait_for(&self, id: &str, what: &str, f: impl Fn(&DeviceStatus) -> bool) {
         let deadline = Instant::now() + WAIT;
         while !self.latest(id).is_some_and(|s| f(&s)) {
-            assert!(Instant::now() < deadline, "{id}: timed out waiting for {what}: {:?}", self.history(id));
+            assert!(
+                Instant::now() < deadline,
+                "{id}: timed out waiting for {what}: {:?}",
+                self.history(id)
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -143,7 +162,9 @@ async fn release_reaches_compatible_devices_only() {
         world.spawn(config);
     }
     for id in ["lamp-0", "lamp-1", "lamp-2", "lamp-old-hw", "fan-0"] {
-        world.wait_for(id, "online", |s| s.state == UpdateState::Idle).await;
+        world
+            .wait_for(id, "online", |s| s.state == UpdateState::Idle)
+            .await;
     }
     world.publish("1.1.0", 1).await;
     for id in ["lamp-0", "lamp-1", "lamp-2"] {
@@ -161,7 +182,10 @@ async fn release_reaches_compatible_devices_only() {
         if device.version.as_deref() == Some("1.1.0") {
             break;
         }
-        assert!(Instant::now() < deadline, "registry never saw lamp-1 on 1.1.0: {device:?}");
+        assert!(
+            Instant::now() < deadline,
+            "registry never saw lamp-1 on 1.1.0: {device:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // Incompatible devices were never notified: they only ever reported idle on 1.0.0.
@@ -169,7 +193,9 @@ async fn release_reaches_compatible_devices_only() {
     for id in ["lamp-old-hw", "fan-0"] {
         let history = world.history(id);
         assert!(
-            history.iter().all(|s| s.state == UpdateState::Idle && s.version == "1.0.0"),
+            history
+                .iter()
+                .all(|s| s.state == UpdateState::Idle && s.version == "1.0.0"),
             "{id}: {history:?}"
         );
     }
@@ -213,7 +239,9 @@ async fn security_version_rollback_is_never_installed() {
     let lamp = world.device_config("lamp-sv", "lamp", "rev-b");
     let gateway = world.start_gateway().await;
     world.spawn(lamp);
-    world.wait_for("lamp-sv", "online", |s| s.state == UpdateState::Idle).await;
+    world
+        .wait_for("lamp-sv", "online", |s| s.state == UpdateState::Idle)
+        .await;
     world.publish("1.1.0", 5).await;
     world
         .wait_for("lamp-sv", "confirmed 1.1.0", |s| {
@@ -226,7 +254,9 @@ async fn security_version_rollback_is_never_installed() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let history = world.history("lamp-sv");
     assert!(
-        history.iter().all(|s| s.release.as_deref() != Some("1.2.0")),
+        history
+            .iter()
+            .all(|s| s.release.as_deref() != Some("1.2.0")),
         "{history:?}"
     );
     assert_eq!(world.latest("lamp-sv").unwrap().version, "1.1.0");
