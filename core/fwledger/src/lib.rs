@@ -37,6 +37,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod duration;
 pub mod fetch;
 mod fsutil;
 pub mod report;
@@ -47,6 +48,7 @@ pub mod verify;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use duration::parse_duration;
 pub use fetch::{fetch, FetchError};
 pub use fsutil::{unix_now, write_atomic};
 pub use fwledger_ledger::{Ledger, LedgerError};
