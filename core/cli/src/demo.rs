@@ -143,6 +143,9 @@ pub async fn run(devices: usize, dir: Option<PathBuf>, keep_running: bool) -> Re
     };
     let gateway =
         Gateway::init(&gateway_home, &options).map_err(|e| fail("gateway init")(e.to_string()))?;
+    let admin = gateway
+        .reset_admin_password()
+        .map_err(|e| fail("web UI password")(e.to_string()))?;
     let token = vendor.token(Some("home-gateway"))?;
     gateway
         .subscribe(&token)
@@ -206,8 +209,16 @@ pub async fn run(devices: usize, dir: Option<PathBuf>, keep_running: bool) -> Re
     let result = rollout(&start, &mut vendor, &root, &running, &statuses, devices).await;
     if result.is_ok() {
         println!();
-        println!("web UI: {}/ (login as admin; the password is printed by `fwledger --home {} gateway password`)",
-            running.http_url().trim_end_matches('/'), gateway_home.display());
+        println!(
+            "web UI: {}/  user {}  password {}",
+            running.http_url().trim_end_matches('/'),
+            admin.user,
+            admin.password
+        );
+        println!(
+            "(the gateway's CA signs its certificate: {})",
+            gateway_home.join("gateway").display()
+        );
         if keep_running {
             println!("running until Ctrl-C …");
             let _ = tokio::signal::ctrl_c().await;
