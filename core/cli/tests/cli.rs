@@ -334,6 +334,9 @@ fn demo_runs() {
             dir.path().join("demo").to_str().unwrap(),
         ],
     );
-    assert!(out.contains("done: 5/5 devices on smart-lamp 1.1.0"), "{out}");
+    assert!(
+        out.contains("done: 5/5 devices on smart-lamp 1.1.0"),
+        "{out}"
+    );
     assert!(out.contains("web UI: https://127.0.0.1:"), "{out}");
 }
