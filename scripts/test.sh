@@ -62,6 +62,11 @@ fi
 section "web UI in headless Chromium"
 bash tests/browser/run.sh
 
+if [ -f bindings/kotlin/run.sh ]; then
+    section "Kotlin bindings on the JVM (uniffi)"
+    bash bindings/kotlin/run.sh
+fi
+
 if [ -f bindings/python/tests/run.sh ]; then
     section "Python bindings (pytest)"
     bash bindings/python/tests/run.sh

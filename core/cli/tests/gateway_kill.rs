@@ -35,11 +35,16 @@ fn free_port() -> String {
         .to_string()
 }
 
-fn start(home: &Path) -> Child {
+fn start(home: &Path, log: &Path) -> Child {
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
     fwledger(home)
         .args(["gateway", "run"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
         .spawn()
         .unwrap()
 }
@@ -139,10 +144,11 @@ fn gateway_killed_mid_download_never_leaves_a_corrupt_file() {
     );
 
     let repo = home.join("gateway").join("repository");
+    let log = dir.path().join("gateway.log");
     let final_file = repo.join(&sha);
     let mut kills_mid_download = 0;
     for round in 0..4 {
-        let mut gateway = start(&home);
+        let mut gateway = start(&home, &log);
         // Kill as soon as a partial download exists (or after a while, if none appears).
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -173,13 +179,18 @@ fn gateway_killed_mid_download_never_leaves_a_corrupt_file() {
     );
 
     // A restarted gateway finishes the download by itself and cleans up partial files.
-    let mut gateway = start(&home);
+    let mut gateway = start(&home, &log);
     let deadline = Instant::now() + Duration::from_secs(120);
     while !final_file.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "the restarted gateway never finished the download"
-        );
+        let exited = gateway.try_wait().unwrap();
+        if exited.is_some() || Instant::now() > deadline {
+            let status = ok(&home, &["gateway", "status"]);
+            panic!(
+                "the restarted gateway never finished the download (exit: {exited:?})\n\
+                 --- gateway log ---\n{}\n--- gateway status ---\n{status}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(500));

@@ -90,33 +90,44 @@ fn cmdline(pid: i32) -> String {
         .to_string()
 }
 
-/// Stops a mosquitto left running by a gateway that was killed (it would hold the port): only a
-/// process whose command line is mosquitto with this gateway's configuration.
+/// Stops every mosquitto left running by a gateway that was killed (it would hold the port):
+/// only processes whose command line is mosquitto with this gateway's configuration. Besides the
+/// recorded pid, every process is looked at, since a gateway killed between starting mosquitto
+/// and recording its pid leaves an orphan that no pid file names.
 #[cfg(target_os = "linux")]
 async fn stop_stale(paths: &GatewayPaths) {
     let path = pid_file(paths);
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        return;
-    };
     let conf = paths.mosquitto_conf().display().to_string();
-    if let Some(pid) = text
-        .trim()
-        .parse::<i32>()
+    let ours = |pid: i32| {
+        let line = cmdline(pid);
+        line.contains("mosquitto") && line.contains(&conf)
+    };
+    let mut candidates: Vec<i32> = std::fs::read_to_string(&path)
         .ok()
-        .and_then(rustix::process::Pid::from_raw)
-    {
-        let raw = pid.as_raw_nonzero().get();
-        let ours = |line: &str| line.contains("mosquitto") && line.contains(&conf);
-        if ours(&cmdline(raw)) {
-            for signal in [rustix::process::Signal::TERM, rustix::process::Signal::KILL] {
-                let _ = rustix::process::kill_process(pid, signal);
-                let deadline = tokio::time::Instant::now() + STOP_TIMEOUT;
-                while ours(&cmdline(raw)) && tokio::time::Instant::now() < deadline {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                if !ours(&cmdline(raw)) {
-                    break;
-                }
+        .and_then(|text| text.trim().parse().ok())
+        .into_iter()
+        .collect();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        candidates.extend(
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok()),
+        );
+    }
+    candidates.sort_unstable();
+    candidates.dedup();
+    for raw in candidates.into_iter().filter(|pid| ours(*pid)) {
+        let Some(pid) = rustix::process::Pid::from_raw(raw) else {
+            continue;
+        };
+        for signal in [rustix::process::Signal::TERM, rustix::process::Signal::KILL] {
+            let _ = rustix::process::kill_process(pid, signal);
+            let deadline = tokio::time::Instant::now() + STOP_TIMEOUT;
+            while ours(raw) && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            if !ours(raw) {
+                break;
             }
         }
     }
