@@ -1,32 +1,12 @@
 //! The `fwledger` binary as users run it.
 
+mod common;
+use common::*;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
-
-fn fwledger(home: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fwledger"));
-    cmd.arg("--home")
-        .arg(home)
-        .env_remove("FWLEDGER_LEDGER")
-        .env_remove("FWLEDGER_STORE");
-    cmd
-}
-
-fn run(home: &Path, args: &[&str]) -> Output {
-    fwledger(home).args(args).output().unwrap()
-}
-
-fn ok(home: &Path, args: &[&str]) -> String {
-    let out = run(home, args);
-    assert!(
-        out.status.success(),
-        "fwledger {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 fn vendor(name: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();

@@ -1,40 +1,10 @@
 //! `fwledger gateway …` as users run it. `gateway run` needs mosquitto installed.
 
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+mod common;
+use common::*;
+
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn fwledger(home: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fwledger"));
-    cmd.arg("--home")
-        .arg(home)
-        .env_remove("FWLEDGER_LEDGER")
-        .env_remove("FWLEDGER_STORE");
-    cmd
-}
-
-fn run(home: &Path, args: &[&str]) -> Output {
-    fwledger(home).args(args).output().unwrap()
-}
-
-fn ok(home: &Path, args: &[&str]) -> String {
-    let out = run(home, args);
-    assert!(
-        out.status.success(),
-        "fwledger {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn free_port() -> String {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-        .to_string()
-}
 
 /// A vendor and a gateway subscribed to its channel, in one home.
 fn setup() -> (tempfile::TempDir, std::path::PathBuf) {

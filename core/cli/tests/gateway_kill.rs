@@ -2,38 +2,14 @@
 //! downloads a release, restarted, and killed again; a file under its final name is always the
 //! complete, verified image, and a restarted gateway finishes the download by itself.
 
+mod common;
+use common::*;
+
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
-
-fn fwledger(home: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fwledger"));
-    cmd.arg("--home")
-        .arg(home)
-        .env_remove("FWLEDGER_LEDGER")
-        .env_remove("FWLEDGER_STORE");
-    cmd
-}
-
-fn ok(home: &Path, args: &[&str]) -> String {
-    let out: Output = fwledger(home).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "fwledger {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn free_port() -> String {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap()
-        .port()
-        .to_string()
-}
 
 fn start(home: &Path, log: &Path) -> Child {
     let out = std::fs::OpenOptions::new()
