@@ -59,8 +59,9 @@ if [ -f firmware-c/tests/run.sh ]; then
     bash firmware-c/tests/run.sh
 fi
 
-section "web UI in headless Chromium"
+section "web UIs in headless Chromium (gateway, vendor portal)"
 bash tests/browser/run.sh
+bash tests/browser/run_portal.sh
 
 if [ -f bindings/kotlin/run.sh ]; then
     section "Kotlin bindings on the JVM (uniffi)"

@@ -157,6 +157,25 @@ pub enum VendorCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Serve the vendor portal (web UI). Plain HTTP on loopback by default: put a TLS proxy in
+    /// front, or pass --tls-cert and --tls-key to serve HTTPS. The first start prints the
+    /// administrator password.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8444")]
+        http: std::net::SocketAddr,
+        /// Largest firmware image accepted (e.g. 1GiB, 500MiB).
+        #[arg(long, value_name = "SIZE", default_value = "1GiB")]
+        max_upload: String,
+        /// Certificate chain (PEM) to serve HTTPS.
+        #[arg(long, value_name = "PEM", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// Private key (PEM) to serve HTTPS.
+        #[arg(long, value_name = "PEM", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+    },
+    /// Set a new random password for the vendor portal (printed once; every session ends).
+    PortalPassword,
 }
 
 /// `fwledger vendor publish …`

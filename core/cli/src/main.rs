@@ -5,6 +5,7 @@ mod args;
 mod demo;
 mod device;
 mod gateway;
+mod portal;
 mod util;
 
 use std::path::Path;
@@ -156,6 +157,13 @@ async fn vendor(home: &Path, backends: &Backends, command: VendorCommand) -> Res
             println!("exported {count} messages to {}", file.display());
             Ok(())
         }
+        VendorCommand::Serve {
+            http,
+            max_upload,
+            tls_cert,
+            tls_key,
+        } => portal::serve(home, backends, http, &max_upload, tls_cert.zip(tls_key)).await,
+        VendorCommand::PortalPassword => portal::reset_password(home),
         VendorCommand::Gateways { json } => {
             if json {
                 println!("{}", util::to_json(vendor.readers())?);

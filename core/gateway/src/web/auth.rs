@@ -14,44 +14,30 @@
 //!   [`FAILURE_WINDOW`]) and run at most two at a time; comparisons are constant-time.
 //! - Scripts use the API with `Authorization: Bearer TOKEN`, the token in
 //!   `HOME/gateway/api-token` (0600).
+//!
+//! Passwords, sessions, login tokens, the rate limit and cookies are [`fwledger_webauth`]'s,
+//! shared with the vendor portal; this module adds the gateway's files and the API token.
 
-use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::Arc;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
-use axum::http::{header, HeaderMap, HeaderValue};
-use rand::RngCore;
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
+use axum::http::{header, HeaderMap};
+
+pub(crate) use fwledger_webauth::{
+    clear_cookie, cookie, secrets_equal, set_cookie, LoginRefused, Session,
+};
+pub use fwledger_webauth::{
+    ADMIN_USER, FAILURE_WINDOW, MAX_FAILURES, SESSION_IDLE, SESSION_LIFETIME,
+};
 
 use crate::config::GatewayPaths;
 use crate::setup::Gateway;
 
-/// The administrator's user name.
-pub const ADMIN_USER: &str = "admin";
-/// A session ends after this long without a request.
-pub const SESSION_IDLE: Duration = Duration::from_secs(60 * 60);
-/// A session ends this long after login, used or not.
-pub const SESSION_LIFETIME: Duration = Duration::from_secs(8 * 60 * 60);
-/// Failed logins allowed per client address within [`FAILURE_WINDOW`].
-pub const MAX_FAILURES: u32 = 5;
-/// The window over which failed logins are counted.
-pub const FAILURE_WINDOW: Duration = Duration::from_secs(5 * 60);
-
+/// The cookie names' stem: `__Host-fwledger_session`, `__Host-fwledger_login`.
+const COOKIE_NAME: &str = "fwledger";
 pub(crate) const SESSION_COOKIE: &str = "__Host-fwledger_session";
 pub(crate) const LOGIN_COOKIE: &str = "__Host-fwledger_login";
-const LOGIN_TOKEN_LIFETIME: Duration = Duration::from_secs(30 * 60);
-const MAX_SESSIONS: usize = 64;
-const MAX_TRACKED_CLIENTS: usize = 4096;
-const ADMIN_FORMAT: u32 = 1;
 const MIN_PASSWORD_LEN: usize = 12;
-/// Unambiguous lower-case letters and digits (no 0/o, 1/l/i).
-const PASSWORD_ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
 
 /// Why the administrator account could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -81,14 +67,21 @@ pub enum AuthError {
     },
 }
 
-/// `admin.json`.
-#[derive(Debug, Serialize, Deserialize)]
-struct AdminFile {
-    format: u32,
-    user: String,
-    /// PHC string (`$argon2id$v=19$m=…`).
-    password_hash: String,
-    changed: u64,
+impl From<fwledger_webauth::AuthError> for AuthError {
+    fn from(e: fwledger_webauth::AuthError) -> Self {
+        match e {
+            fwledger_webauth::AuthError::NoAdmin => AuthError::NoAdmin,
+            fwledger_webauth::AuthError::WeakPassword => AuthError::WeakPassword,
+            fwledger_webauth::AuthError::Corrupt { path, reason } => {
+                AuthError::Corrupt { path, reason }
+            }
+            fwledger_webauth::AuthError::Io { path, source } => AuthError::Io { path, source },
+            other => AuthError::Corrupt {
+                path: PathBuf::from("admin.json"),
+                reason: other.to_string(),
+            },
+        }
+    }
 }
 
 /// A new administrator password and the API token, to show once.
@@ -127,65 +120,13 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> AuthError + '_ {
     }
 }
 
-fn random_password() -> String {
-    // 20 characters of 31 symbols: 99 bits, in groups of five for reading it off a screen.
-    let mut out = String::with_capacity(23);
-    let mut rng = rand::rngs::OsRng;
-    let mut count = 0;
-    while count < 20 {
-        let mut byte = [0u8; 1];
-        rng.fill_bytes(&mut byte);
-        // Rejection sampling keeps every symbol equally likely.
-        if usize::from(byte[0]) >= 256 - 256 % PASSWORD_ALPHABET.len() {
-            continue;
-        }
-        if count > 0 && count % 5 == 0 {
-            out.push('-');
-        }
-        out.push(char::from(
-            PASSWORD_ALPHABET[usize::from(byte[0]) % PASSWORD_ALPHABET.len()],
-        ));
-        count += 1;
-    }
-    out
-}
-
-fn random_hex(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    rand::rngs::OsRng.fill_bytes(&mut buf);
-    hex::encode(buf)
-}
-
-fn hash_password(password: &str) -> Result<String, AuthError> {
-    let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|hash| hash.to_string())
-        .map_err(|e| AuthError::Corrupt {
-            path: PathBuf::from("admin.json"),
-            reason: format!("hashing the password: {e}"),
-        })
-}
-
-fn write_admin(paths: &GatewayPaths, password: &str) -> Result<String, AuthError> {
-    let file = AdminFile {
-        format: ADMIN_FORMAT,
-        user: ADMIN_USER.to_string(),
-        password_hash: hash_password(password)?,
-        changed: fwledger::unix_now(),
-    };
-    let path = admin_file(paths);
-    let json = serde_json::to_vec_pretty(&file).map_err(|e| AuthError::Corrupt {
-        path: path.clone(),
-        reason: e.to_string(),
-    })?;
-    fwledger::write_atomic(&path, &json, true).map_err(io_error(&path))?;
-    // Keep the API token across password changes; create it the first time.
-    let token_path = api_token_file(paths);
+/// The API token, created the first time; kept across password changes.
+fn ensure_api_token(paths: &GatewayPaths) -> Result<String, AuthError> {
     match read_api_token(paths)? {
         Some(token) => Ok(token),
         None => {
-            let token = random_hex(32);
+            let token_path = api_token_file(paths);
+            let token = fwledger_webauth::random_hex(32);
             fwledger::write_atomic(&token_path, format!("{token}\n").as_bytes(), true)
                 .map_err(io_error(&token_path))?;
             Ok(token)
@@ -196,8 +137,8 @@ fn write_admin(paths: &GatewayPaths, password: &str) -> Result<String, AuthError
 /// Generates a new administrator password (and the API token if there is none), stores the
 /// password's Argon2id hash and returns both in clear, to be shown once.
 pub fn reset_admin_password(paths: &GatewayPaths) -> Result<AdminCredentials, AuthError> {
-    let password = random_password();
-    let api_token = write_admin(paths, &password)?;
+    let password = fwledger_webauth::reset_password(&admin_file(paths))?;
+    let api_token = ensure_api_token(paths)?;
     Ok(AdminCredentials {
         user: ADMIN_USER.to_string(),
         password,
@@ -207,10 +148,8 @@ pub fn reset_admin_password(paths: &GatewayPaths) -> Result<AdminCredentials, Au
 
 /// Sets the administrator password to one the operator chose (at least 12 characters).
 pub fn set_admin_password(paths: &GatewayPaths, password: &str) -> Result<(), AuthError> {
-    if password.chars().count() < MIN_PASSWORD_LEN {
-        return Err(AuthError::WeakPassword);
-    }
-    write_admin(paths, password).map(|_| ())
+    fwledger_webauth::set_password(&admin_file(paths), password)?;
+    ensure_api_token(paths).map(|_| ())
 }
 
 /// The API token, if one was created.
@@ -233,26 +172,6 @@ impl Gateway {
     }
 }
 
-fn read_admin(paths: &GatewayPaths) -> Result<AdminFile, AuthError> {
-    let path = admin_file(paths);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(AuthError::NoAdmin),
-        Err(e) => return Err(io_error(&path)(e)),
-    };
-    let file: AdminFile = serde_json::from_str(&text).map_err(|e| AuthError::Corrupt {
-        path: path.clone(),
-        reason: e.to_string(),
-    })?;
-    if file.format != ADMIN_FORMAT {
-        return Err(AuthError::Corrupt {
-            path,
-            reason: format!("unknown format {}", file.format),
-        });
-    }
-    Ok(file)
-}
-
 /// Whether the administrator account exists.
 pub fn admin_exists(paths: &GatewayPaths) -> bool {
     admin_file(paths).is_file()
@@ -260,64 +179,18 @@ pub fn admin_exists(paths: &GatewayPaths) -> bool {
 
 /// Checks a user name and password against `admin.json` (slow on purpose: Argon2id).
 pub fn check_password(paths: &GatewayPaths, user: &str, password: &str) -> Result<bool, AuthError> {
-    let admin = read_admin(paths)?;
-    let hash = PasswordHash::new(&admin.password_hash).map_err(|e| AuthError::Corrupt {
-        path: admin_file(paths),
-        reason: format!("password hash: {e}"),
-    })?;
-    // Always run the hash, so that a wrong user name takes as long as a wrong password.
-    let password_ok = Argon2::default()
-        .verify_password(password.as_bytes(), &hash)
-        .is_ok();
-    let user_ok = bool::from(user.as_bytes().ct_eq(admin.user.as_bytes()));
-    Ok(password_ok && user_ok)
+    Ok(fwledger_webauth::check_password(
+        &admin_file(paths),
+        user,
+        password,
+    )?)
 }
 
-/// Constant-time equality of two secrets (of any length; lengths are not secret).
-pub(crate) fn secrets_equal(a: &str, b: &str) -> bool {
-    bool::from(a.as_bytes().ct_eq(b.as_bytes()))
-}
-
-/// Modification time and inode of `admin.json`.
-type AdminStamp = (SystemTime, u64);
-
-/// A logged-in session, as handlers see it.
-#[derive(Debug, Clone)]
-pub(crate) struct Session {
-    /// The token every form of this session must carry.
-    pub csrf: String,
-}
-
-struct SessionEntry {
-    csrf: String,
-    created: Instant,
-    last_used: Instant,
-    /// `admin.json`'s identity at login: a new password ends the session.
-    admin_stamp: Option<AdminStamp>,
-}
-
-struct FailureCount {
-    count: u32,
-    since: Instant,
-}
-
-struct LoginToken {
-    created: Instant,
-}
-
-#[derive(Default)]
-struct Tables {
-    sessions: HashMap<[u8; 32], SessionEntry>,
-    login_tokens: HashMap<[u8; 32], LoginToken>,
-    failures: HashMap<IpAddr, FailureCount>,
-}
-
-/// Sessions, login tokens and the login rate limit (in memory).
+/// Sessions, login tokens and the login rate limit ([`fwledger_webauth::Auth`]), plus the
+/// gateway's API token.
 pub(crate) struct Auth {
     pub paths: GatewayPaths,
-    tables: Mutex<Tables>,
-    /// At most two password hashes at a time: Argon2 is slow on purpose.
-    pub hashing: tokio::sync::Semaphore,
+    sessions: Arc<fwledger_webauth::Auth>,
 }
 
 impl std::fmt::Debug for Auth {
@@ -326,209 +199,20 @@ impl std::fmt::Debug for Auth {
     }
 }
 
-fn key(secret: &str) -> [u8; 32] {
-    Sha256::digest(secret.as_bytes()).into()
-}
+impl std::ops::Deref for Auth {
+    type Target = fwledger_webauth::Auth;
 
-/// Why a login attempt was not checked or failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum LoginRefused {
-    /// Too many failures from this address; retry after this many seconds.
-    TooMany(u64),
-    /// Wrong user name or password.
-    Wrong,
-    /// No administrator account.
-    NoAdmin,
-    /// `admin.json` could not be read.
-    Broken,
+    fn deref(&self) -> &fwledger_webauth::Auth {
+        &self.sessions
+    }
 }
 
 impl Auth {
     pub fn new(paths: GatewayPaths) -> Arc<Auth> {
         Arc::new(Auth {
+            sessions: fwledger_webauth::Auth::new(admin_file(&paths), COOKIE_NAME),
             paths,
-            tables: Mutex::new(Tables::default()),
-            hashing: tokio::sync::Semaphore::new(2),
         })
-    }
-
-    fn tables(&self) -> std::sync::MutexGuard<'_, Tables> {
-        self.tables.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// A token for one login form; the same value goes into a cookie.
-    pub fn new_login_token(&self) -> String {
-        let token = random_hex(32);
-        let now = Instant::now();
-        let mut tables = self.tables();
-        tables
-            .login_tokens
-            .retain(|_, t| now.duration_since(t.created) < LOGIN_TOKEN_LIFETIME);
-        if tables.login_tokens.len() >= MAX_SESSIONS * 16 {
-            // Somebody is fetching the login page in a loop; the oldest forms stop working.
-            let oldest = tables
-                .login_tokens
-                .iter()
-                .min_by_key(|(_, t)| t.created)
-                .map(|(k, _)| *k);
-            if let Some(oldest) = oldest {
-                tables.login_tokens.remove(&oldest);
-            }
-        }
-        tables
-            .login_tokens
-            .insert(key(&token), LoginToken { created: now });
-        token
-    }
-
-    /// Checks and consumes a login form token (the form field must equal the cookie).
-    pub fn take_login_token(&self, cookie: Option<&str>, field: &str) -> bool {
-        let Some(cookie) = cookie else {
-            return false;
-        };
-        if !secrets_equal(cookie, field) {
-            return false;
-        }
-        let mut tables = self.tables();
-        match tables.login_tokens.remove(&key(field)) {
-            Some(t) => t.created.elapsed() < LOGIN_TOKEN_LIFETIME,
-            None => false,
-        }
-    }
-
-    /// Seconds until `client` may try again, if it is locked out.
-    pub fn locked_out(&self, client: IpAddr) -> Option<u64> {
-        let tables = self.tables();
-        let entry = tables.failures.get(&client)?;
-        let elapsed = entry.since.elapsed();
-        (entry.count >= MAX_FAILURES && elapsed < FAILURE_WINDOW)
-            .then(|| (FAILURE_WINDOW - elapsed).as_secs().max(1))
-    }
-
-    fn record_failure(&self, client: IpAddr) {
-        let now = Instant::now();
-        let mut tables = self.tables();
-        if tables.failures.len() >= MAX_TRACKED_CLIENTS {
-            tables
-                .failures
-                .retain(|_, f| now.duration_since(f.since) < FAILURE_WINDOW);
-        }
-        if tables.failures.len() >= MAX_TRACKED_CLIENTS {
-            // Too many addresses failing at once: count them all as one.
-            let everyone = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
-            tables.failures.retain(|ip, _| *ip == everyone);
-        }
-        let entry = tables.failures.entry(client).or_insert(FailureCount {
-            count: 0,
-            since: now,
-        });
-        if now.duration_since(entry.since) >= FAILURE_WINDOW {
-            *entry = FailureCount {
-                count: 0,
-                since: now,
-            };
-        }
-        entry.count += 1;
-    }
-
-    /// Checks a password (rate-limited); on success returns a new session id.
-    pub async fn login(
-        self: &Arc<Self>,
-        client: IpAddr,
-        user: String,
-        password: String,
-    ) -> Result<String, LoginRefused> {
-        if let Some(wait) = self.locked_out(client) {
-            return Err(LoginRefused::TooMany(wait));
-        }
-        let _permit = self
-            .hashing
-            .acquire()
-            .await
-            .map_err(|_| LoginRefused::Broken)?;
-        let paths = self.paths.clone();
-        let checked =
-            tokio::task::spawn_blocking(move || check_password(&paths, &user, &password)).await;
-        match checked {
-            Ok(Ok(true)) => {
-                self.tables().failures.remove(&client);
-                Ok(self.create_session())
-            }
-            Ok(Ok(false)) => {
-                self.record_failure(client);
-                Err(LoginRefused::Wrong)
-            }
-            Ok(Err(AuthError::NoAdmin)) => Err(LoginRefused::NoAdmin),
-            _ => Err(LoginRefused::Broken),
-        }
-    }
-
-    fn admin_stamp(&self) -> Option<AdminStamp> {
-        let meta = std::fs::metadata(admin_file(&self.paths)).ok()?;
-        #[cfg(unix)]
-        let inode = std::os::unix::fs::MetadataExt::ino(&meta);
-        #[cfg(not(unix))]
-        let inode = 0;
-        // Written by rename: every new password is a new inode, whatever the clock resolution.
-        Some((meta.modified().ok()?, inode))
-    }
-
-    /// A new session (the oldest is dropped past [`MAX_SESSIONS`]).
-    pub fn create_session(&self) -> String {
-        let id = random_hex(32);
-        let admin_stamp = self.admin_stamp();
-        let now = Instant::now();
-        let mut tables = self.tables();
-        tables.sessions.retain(|_, s| {
-            now.duration_since(s.last_used) < SESSION_IDLE
-                && now.duration_since(s.created) < SESSION_LIFETIME
-        });
-        while tables.sessions.len() >= MAX_SESSIONS {
-            let oldest = tables
-                .sessions
-                .iter()
-                .min_by_key(|(_, s)| s.last_used)
-                .map(|(k, _)| *k);
-            match oldest {
-                Some(oldest) => tables.sessions.remove(&oldest),
-                None => break,
-            };
-        }
-        tables.sessions.insert(
-            key(&id),
-            SessionEntry {
-                csrf: random_hex(32),
-                created: now,
-                last_used: now,
-                admin_stamp,
-            },
-        );
-        id
-    }
-
-    /// The live session with this id (its idle timer restarts).
-    pub fn session(&self, id: &str) -> Option<Session> {
-        let admin_stamp = self.admin_stamp();
-        let now = Instant::now();
-        let mut tables = self.tables();
-        let k = key(id);
-        let entry = tables.sessions.get_mut(&k)?;
-        if now.duration_since(entry.last_used) >= SESSION_IDLE
-            || now.duration_since(entry.created) >= SESSION_LIFETIME
-            || entry.admin_stamp != admin_stamp
-        {
-            tables.sessions.remove(&k);
-            return None;
-        }
-        entry.last_used = now;
-        Some(Session {
-            csrf: entry.csrf.clone(),
-        })
-    }
-
-    /// Ends a session.
-    pub fn logout(&self, id: &str) {
-        self.tables().sessions.remove(&key(id));
     }
 
     /// Whether `Authorization: Bearer …` carries the API token.
@@ -547,32 +231,6 @@ impl Auth {
     }
 }
 
-/// The value of cookie `name`, from every `Cookie` header.
-pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| k.trim() == name)
-        .map(|(_, v)| v.trim())
-}
-
-/// A `Set-Cookie` value for a secret cookie.
-pub(crate) fn set_cookie(name: &str, value: &str, max_age: Duration) -> HeaderValue {
-    let text = format!(
-        "{name}={value}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={}",
-        max_age.as_secs()
-    );
-    HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static(""))
-}
-
-/// A `Set-Cookie` value that deletes a cookie.
-pub(crate) fn clear_cookie(name: &str) -> HeaderValue {
-    set_cookie(name, "", Duration::ZERO)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -584,17 +242,6 @@ mod tests {
     }
 
     #[test]
-    fn generated_passwords_are_long_and_unambiguous() {
-        let a = random_password();
-        assert_eq!(a.len(), 23);
-        assert_eq!(a.matches('-').count(), 3);
-        assert!(a
-            .bytes()
-            .all(|b| b == b'-' || PASSWORD_ALPHABET.contains(&b)));
-        assert_ne!(a, random_password());
-    }
-
-    #[test]
     fn the_password_is_stored_hashed_and_checked() {
         let (_dir, paths) = paths();
         assert!(matches!(
@@ -602,6 +249,7 @@ mod tests {
             Err(AuthError::NoAdmin)
         ));
         let creds = reset_admin_password(&paths).expect("reset");
+        assert_eq!(creds.password.len(), 23);
         let stored = std::fs::read_to_string(admin_file(&paths)).expect("read");
         assert!(!stored.contains(&creds.password));
         assert!(stored.contains("$argon2id$"));
@@ -631,55 +279,35 @@ mod tests {
     }
 
     #[test]
-    fn sessions_and_login_tokens() {
+    fn sessions_use_the_gateway_cookies() {
         let (_dir, paths) = paths();
         let auth = Auth::new(paths);
+        assert_eq!(auth.session_cookie(), SESSION_COOKIE);
+        assert_eq!(auth.login_cookie(), LOGIN_COOKIE);
         let id = auth.create_session();
-        let session = auth.session(&id).expect("live");
-        assert_eq!(session.csrf.len(), 64);
-        assert!(auth.session("nope").is_none());
+        assert_eq!(auth.session(&id).expect("live").csrf.len(), 64);
         auth.logout(&id);
         assert!(auth.session(&id).is_none());
-
-        let token = auth.new_login_token();
-        assert!(!auth.take_login_token(None, &token));
-        assert!(!auth.take_login_token(Some("other"), &token));
-        assert!(auth.take_login_token(Some(&token), &token));
-        // Single use.
-        assert!(!auth.take_login_token(Some(&token), &token));
     }
 
     #[test]
-    fn failures_lock_an_address_out() {
+    fn the_api_token_is_checked_in_constant_time() {
         let (_dir, paths) = paths();
+        let creds = reset_admin_password(&paths).expect("reset");
         let auth = Auth::new(paths);
-        let client: IpAddr = "192.0.2.1".parse().expect("ip");
-        for _ in 0..MAX_FAILURES {
-            assert_eq!(auth.locked_out(client), None);
-            auth.record_failure(client);
-        }
-        assert!(auth.locked_out(client).is_some_and(|s| s <= 300));
-        assert_eq!(auth.locked_out("192.0.2.2".parse().expect("ip")), None);
-    }
-
-    #[test]
-    fn cookies_are_parsed_from_every_header() {
         let mut headers = HeaderMap::new();
-        headers.append(header::COOKIE, HeaderValue::from_static("a=1; b = 2"));
-        headers.append(header::COOKIE, HeaderValue::from_static("c=3"));
-        assert_eq!(cookie(&headers, "b"), Some("2"));
-        assert_eq!(cookie(&headers, "c"), Some("3"));
-        assert_eq!(cookie(&headers, "d"), None);
-        let set = set_cookie(SESSION_COOKIE, "v", SESSION_LIFETIME);
-        let set = set.to_str().expect("ascii");
-        for part in [
-            "Secure",
-            "HttpOnly",
-            "SameSite=Strict",
-            "Path=/",
-            "Max-Age=28800",
-        ] {
-            assert!(set.contains(part), "{set}");
-        }
+        assert!(!auth.bearer_ok(&headers));
+        headers.insert(
+            header::AUTHORIZATION,
+            format!("Bearer {}", creds.api_token)
+                .parse()
+                .expect("header"),
+        );
+        assert!(auth.bearer_ok(&headers));
+        headers.insert(
+            header::AUTHORIZATION,
+            "Bearer nope".parse().expect("header"),
+        );
+        assert!(!auth.bearer_ok(&headers));
     }
 }

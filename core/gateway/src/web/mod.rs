@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{header, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -75,7 +75,7 @@ pub fn routes<S>(state: HttpState) -> Router<S> {
         .route("/login", get(pages::login_form).post(pages::login))
         .route("/static/style.css", get(pages::stylesheet))
         .route("/metrics", get(metrics))
-        .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn(fwledger_webauth::security_headers))
         .with_state(web)
 }
 
@@ -139,32 +139,6 @@ async fn require_login(State(web): State<Web>, request: Request, next: Next) -> 
     }
     request.extensions_mut().insert(session);
     next.run(request).await
-}
-
-/// Headers for every web response: no framing, no sniffing, no referrer, no caching of pages,
-/// and a content security policy that allows only this origin's stylesheet.
-async fn security_headers(request: Request, next: Next) -> Response {
-    let mut response = next.run(request).await;
-    let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; \
-             frame-ancestors 'none'; base-uri 'none'",
-        ),
-    );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    h.entry(header::CACHE_CONTROL)
-        .or_insert(HeaderValue::from_static("no-store"));
-    response
 }
 
 /// Runs a registry read off the async threads.
