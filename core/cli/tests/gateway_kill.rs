@@ -25,6 +25,19 @@ fn start(home: &Path, log: &Path) -> Child {
         .unwrap()
 }
 
+/// Kills whatever this test started under `home` (gateways and their mosquitto), also when the
+/// test fails, so no broker outlives it.
+struct KillOnDrop(std::path::PathBuf);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new("pkill")
+            .args(["-KILL", "-f"])
+            .arg(self.0.as_os_str())
+            .status();
+    }
+}
+
 /// Every file under a final (64-hex) name is the complete image.
 fn assert_repository_consistent(repo: &Path, image: &[u8], sha: &str) {
     let Ok(entries) = std::fs::read_dir(repo) else {
@@ -57,6 +70,7 @@ fn gateway_killed_mid_download_never_leaves_a_corrupt_file() {
     );
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
+    let _cleanup = KillOnDrop(home.clone());
     ok(&home, &["vendor", "init", "--name", "acme"]);
     let token = ok(&home, &["vendor", "token", "--gateway", "hub"]);
     let (mqtt, https, sntp) = (free_port(), free_port(), free_port());
