@@ -49,6 +49,8 @@ section "docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 
 section "tests"
+# The Swift drift test generates from the uniffi cdylib, which `cargo test` alone does not build.
+cargo build -p fwledger-uniffi --locked
 cargo test --workspace --locked
 
 section "C API (ctest, plain and ASan+UBSan)"

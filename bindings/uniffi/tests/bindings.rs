@@ -203,7 +203,7 @@ fn swift_bindings_up_to_date() {
     .iter()
     .map(|name| dir.join(name))
     .find(|p| p.exists())
-    .expect("the fwledger-uniffi cdylib next to uniffi-bindgen");
+    .expect("the fwledger-uniffi cdylib next to uniffi-bindgen: run `cargo build -p fwledger-uniffi` first");
     let out = tempfile::tempdir().unwrap();
     let status = Command::new(&bindgen)
         .arg("generate")
