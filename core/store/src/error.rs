@@ -49,7 +49,7 @@ pub enum StoreError {
     #[error("unknown CID profile {0:?} (known: unixfs-v1-2025, unixfs-v0-2015)")]
     UnknownProfile(String),
     /// A content-store URL whose backend is not available in this build.
-    #[error("unsupported content store {0:?} (supported: \"embedded\", \"embedded:PATH\")")]
+    #[error("unsupported content store {0:?} (supported: \"embedded\", \"embedded:PATH\", \"kubo+http://HOST:PORT\")")]
     Unsupported(String),
 }
 

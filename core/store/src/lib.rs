@@ -6,6 +6,7 @@
 //!   under an import [`Profile`] (`unixfs-v1-2025` by default, or `unixfs-v0-2015`);
 //! * the [`ContentStore`] trait: add a file, get its bytes back as a verified stream, pin;
 //! * [`EmbeddedStore`] (feature `embedded`, on by default): a local block directory;
+//! * [`KuboStore`] (feature `kubo`, on by default): a Kubo node's RPC API (`kubo+http://…`);
 //! * [`export_car`] / [`import_car`]: CAR v1 files for moving content without a network;
 //! * [`open`]: pick a store from a configuration string.
 //!
@@ -32,9 +33,41 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! # Kubo
+//!
+//! `kubo+http://HOST:PORT` (or `kubo+https://…`) opens a [`KuboStore`] on a Kubo node's RPC
+//! API (its `Addresses.API`). The node stores and transports; it is not trusted with the data:
+//!
+//! * **add** streams the file to `POST /api/v0/add` with every setting of the chosen
+//!   [`Profile`] passed explicitly (Kubo 0.42 otherwise takes them from repo config):
+//!
+//!   | parameter        | `unixfs-v1-2025` | `unixfs-v0-2015` |
+//!   |------------------|------------------|------------------|
+//!   | `cid-version`    | `1`              | `0`              |
+//!   | `raw-leaves`     | `true`           | `false`          |
+//!   | `chunker`        | `size-1048576`   | `size-262144`    |
+//!   | `hash`           | `sha2-256`       | `sha2-256`       |
+//!   | `max-file-links` | `1024`           | `174`            |
+//!   | `max-directory-links`, `max-hamt-fanout`, `trickle`, `inline` | `0`, `256`, `false`, `false` | same |
+//!
+//!   and the CID Kubo answers must equal [`cid_of_file`] under that profile, else
+//!   [`StoreError::Malformed`] ("kubo computed another CID"). The file is also pinned.
+//! * **get** never uses `cat`: it fetches one block at a time with `block/get` (Kubo asks its
+//!   swarm over bitswap when it lacks one) and hashes each against its CID in the same verified,
+//!   size-bounded walk as the embedded store.
+//! * **has** is `block/stat` with `offline=true` (this node only); **pin** is `pin/add`.
+//! * Every request is bounded ([`KuboTimeouts`]: connect, one block, add/pin). A node that cannot
+//!   be reached, or a block nobody serves within the timeout, is [`StoreError::Unavailable`];
+//!   Kubo's own error `Message` is carried in the error text.
+//!
+//! For a private swarm (vendor and gateway nodes sharing only a `swarm.key`), run each Kubo with
+//! the key in its `IPFS_PATH`, `LIBP2P_FORCE_PNET=1`, an empty `Bootstrap` list, and connect
+//! them with `ipfs swarm connect`; see `tests/common/kubo.rs` for a complete setup.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
-// the block, walk and CAR layers serve the backends; a build without any backend leaves them idle
+// the block, walk and CAR layers serve the backends; a build without the embedded store leaves
+// some of them (CAR, block keys) idle
 #![cfg_attr(not(feature = "embedded"), allow(dead_code, unused_imports))]
 
 mod block;
@@ -55,6 +88,8 @@ mod atomic_file;
 mod blockdir;
 #[cfg(feature = "embedded")]
 mod embedded;
+#[cfg(feature = "kubo")]
+mod kubo;
 
 #[cfg(feature = "embedded")]
 pub use crate::car::{export_car, import_car};
@@ -62,6 +97,8 @@ pub use crate::cid::{cid_of_file, cid_of_reader};
 #[cfg(feature = "embedded")]
 pub use crate::embedded::EmbeddedStore;
 pub use crate::error::StoreError;
+#[cfg(feature = "kubo")]
+pub use crate::kubo::{KuboStore, KuboTimeouts};
 pub use crate::open::{embedded_dir, open};
 pub use crate::profile::Profile;
 pub use crate::store::{Added, ContentStore, ContentStream};

@@ -24,17 +24,42 @@ pub fn embedded_dir(url: &str, home: &Path) -> Result<Option<PathBuf>, StoreErro
     }
 }
 
-/// Opens the content store that `url` names (see [`embedded_dir`]).
+/// Opens the content store that `url` names:
 ///
-/// Remote backends (`kubo+http://…`, `https://…` gateways) are not built yet and fail with
-/// [`StoreError::Unsupported`].
+/// * the embedded store (see [`embedded_dir`]);
+/// * `kubo+http://HOST:PORT` or `kubo+https://HOST[:PORT]` — a Kubo node's RPC API
+///   (`KuboStore`, feature `kubo`); no request is made until the store is used.
+///
+/// Other URLs (`https://…` gateways) fail with [`StoreError::Unsupported`].
 pub fn open(url: &str, home: &Path) -> Result<Arc<dyn ContentStore>, StoreError> {
+    if let Some(api) = kubo_api(url) {
+        return open_kubo(api);
+    }
     match embedded_dir(url, home)? {
         Some(dir) => open_embedded(&dir),
         None => Err(StoreError::Unsupported(format!(
-            "store URL {url:?} is not supported by this build; expected embedded or embedded:PATH"
+            "store URL {url:?} is not supported by this build; \
+             expected embedded, embedded:PATH or kubo+http://HOST:PORT"
         ))),
     }
+}
+
+/// The RPC API URL of a `kubo+http(s)://…` store URL.
+fn kubo_api(url: &str) -> Option<&str> {
+    let api = url.trim().strip_prefix("kubo+")?;
+    (api.starts_with("http://") || api.starts_with("https://")).then_some(api)
+}
+
+#[cfg(feature = "kubo")]
+fn open_kubo(api: &str) -> Result<Arc<dyn ContentStore>, StoreError> {
+    Ok(Arc::new(crate::KuboStore::new(api)?))
+}
+
+#[cfg(not(feature = "kubo"))]
+fn open_kubo(api: &str) -> Result<Arc<dyn ContentStore>, StoreError> {
+    Err(StoreError::Unsupported(format!(
+        "kubo+{api} (built without the `kubo` feature)"
+    )))
 }
 
 #[cfg(feature = "embedded")]

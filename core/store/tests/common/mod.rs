@@ -5,6 +5,8 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+pub mod kubo;
+
 use fwledger_store::Profile;
 
 /// The data generator of `tests/vectors/cid.json` (documented there, in its "generator" field):
