@@ -8,7 +8,8 @@ here="$(cd "$(dirname "$0")" && pwd)"
 python="$(bash "$here/../scripts/venv.sh")"
 cd "$here/../../.."
 set +e
-"$python" -m pytest -q -p no:cacheprovider bindings/python/tests "$@"
+# Bounded: a hung test must not eat the CI budget.
+timeout 900 "$python" -m pytest -q -p no:cacheprovider bindings/python/tests "$@"
 rc=$?
 set -e
 if [ "$rc" -eq 5 ]; then

@@ -248,13 +248,21 @@ def test_gil_released_during_long_work(
 
 def test_ctrl_c_interrupts_a_blocking_follow(vendor: fwledger.Vendor, home: pathlib.Path) -> None:
     import _thread
+    import signal
 
     token = vendor.token()
+    # A process started in the background inherits SIGINT as ignored, and then interrupt_main()
+    # does nothing: install Python's handler for this test.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(0.3, _thread.interrupt_main)
     started = time.monotonic()
     timer.start()
-    with pytest.raises(KeyboardInterrupt):
-        for _ in fwledger.follow(token, home=home):  # waits for ever
-            pass
-    timer.join()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            # Bounded: without the interrupt the follow ends after 20 s and the test fails.
+            for _ in fwledger.follow(token, home=home, timeout=20):
+                pass
+    finally:
+        timer.join()
+        signal.signal(signal.SIGINT, previous)
     assert time.monotonic() - started < 5
