@@ -44,7 +44,7 @@ rss_before=$(rss_kib "$gw_pid")
 mq_pid=$(pgrep -P "$gw_pid" mosquitto | head -1 || true)
 mq_before=$([ -n "$mq_pid" ] && rss_kib "$mq_pid" || echo 0)
 
-"$bin" device swarm --bundles "$work/bundles" --state "$work/devices" --until-version 1.1.0 > "$work/swarm.log" 2>&1 &
+"$bin" device swarm --engine agent --bundles "$work/bundles" --state "$work/devices" --until-version 1.1.0 > "$work/swarm.log" 2>&1 &
 swarm_pid=$!
 for _ in $(seq 1 1200); do grep -q "^online" "$work/swarm.log" && break; sleep 0.1; done
 grep "^online" "$work/swarm.log" >/dev/null || { cat "$work/swarm.log"; echo "devices did not come online" >&2; exit 1; }

@@ -987,6 +987,9 @@ int fwl_agent_serve(fwl_agent *a, volatile const int *stop) {
             return r;
         }
         if (a->connected && now - a->last_check_ms >= (uint64_t)a->settings.check_interval_s * 1000u) {
+            /* The status goes with every check: a report lost while the gateway was away (it
+             * subscribes without a persistent session) reaches it within one interval. */
+            publish_status(a, -1);
             (void)a->hal->mqtt_publish(a->ctx, a->topic_check, "", 0, 1, false);
             a->last_check_ms = now;
         }

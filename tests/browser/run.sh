@@ -83,7 +83,7 @@ echo "gateway web UI at $FWLEDGER_URL"
 
 cd "$here"
 status=0
-node --test ui.test.mjs || status=$?
+node --test --test-concurrency=1 ui.test.mjs rollout.test.mjs || status=$?
 if [ "$status" -ne 0 ]; then
     echo "--- gateway log ---" >&2
     tail -n 50 "$work/gateway.log" >&2 || true

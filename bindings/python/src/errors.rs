@@ -168,6 +168,7 @@ impl From<StoreError> for Failure {
             StoreError::Io(_) => "io",
             StoreError::UnknownProfile(_) => "unknown-profile",
             StoreError::Unsupported(_) => "unsupported",
+            StoreError::ReadOnly { .. } => "read-only",
             _ => "store",
         };
         Failure::new(Class::Store, reason, format!("content store: {e}"))

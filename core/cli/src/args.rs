@@ -11,7 +11,8 @@ pub struct Cli {
     /// Home directory (default: $FWLEDGER_HOME, else ~/.local/share/fwledger).
     #[arg(long, global = true, value_name = "DIR")]
     pub home: Option<PathBuf>,
-    /// Ledger URL: `embedded` (HOME/ledger.sqlite) or `sqlite:PATH`.
+    /// Ledger URL: `embedded` (HOME/ledger.sqlite), `sqlite:PATH`, or an IOTA Rebased ledger
+    /// `iota+https://HOST/graphql?network=testnet[&sender=0x…]`.
     #[arg(
         long,
         global = true,
@@ -20,7 +21,30 @@ pub struct Cli {
         default_value = "embedded"
     )]
     pub ledger: String,
-    /// Content store URL: `embedded` (HOME/store) or `embedded:PATH`.
+    /// IOTA ledger: who pays the gas of a publish — own (the vendor's IOTA key, default),
+    /// sponsor (with --iota-sponsor-key) or station (with --iota-gas-station).
+    #[arg(long, global = true, value_name = "MODE", env = "FWLEDGER_IOTA_GAS")]
+    pub iota_gas: Option<String>,
+    /// IOTA ledger: the sponsor's key file (64 hex digits) for --iota-gas sponsor.
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        env = "FWLEDGER_IOTA_SPONSOR_KEY"
+    )]
+    pub iota_sponsor_key: Option<PathBuf>,
+    /// IOTA ledger: the gas station's URL for --iota-gas station (a bearer token may be set
+    /// in FWLEDGER_IOTA_GAS_STATION_TOKEN).
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        env = "FWLEDGER_IOTA_GAS_STATION"
+    )]
+    pub iota_gas_station: Option<String>,
+    /// Content store URL: `embedded` (HOME/store), `embedded:PATH`, `kubo+http://HOST:PORT`
+    /// (a Kubo node's RPC API) or `https://GATEWAY` / `http://…` (an IPFS trustless gateway,
+    /// read-only).
     #[arg(
         long,
         global = true,
@@ -74,6 +98,9 @@ pub enum Command {
     /// Device side: run a simulated device (file-backed A/B slots) against a gateway.
     #[command(subcommand)]
     Device(DeviceCommand),
+    /// IPFS node tooling: private-swarm keys, Kubo configuration, a trustless gateway server.
+    #[command(subcommand)]
+    Ipfs(crate::ipfs::IpfsCommand),
     /// Run the whole flow on the embedded defaults and show each step.
     Demo {
         /// Number of simulated devices.
@@ -99,6 +126,9 @@ pub enum VendorCommand {
     },
     /// Print the vendor root public key (hex), for devices and `verify`.
     Key,
+    /// IOTA ledger: print the IOTA address that signs this home's ledger transactions (fund it
+    /// for --iota-gas own) and the ledger URL gateways read the channel with.
+    IotaAccount,
     /// Issue a subscription token for a gateway.
     Token {
         /// Name of the gateway (default: gateway-N). It keeps access across rotations until revoked.
@@ -210,6 +240,10 @@ pub struct PublishArgs {
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Stage the release (store, manifest) and print what announcing it would cost on the
+    /// ledger, without announcing it.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// `fwledger channel …`
@@ -313,7 +347,17 @@ pub enum GatewayCommand {
         /// The mosquitto binary (default: $FWLEDGER_MOSQUITTO, PATH, /usr/sbin).
         #[arg(long, value_name = "PATH")]
         mosquitto: Option<PathBuf>,
+        /// Longest wait between retries of a failing ledger, content store or disk (retries
+        /// start at 1 s and double, with jitter, up to this).
+        #[arg(long, value_name = "DUR", default_value = "60s")]
+        max_backoff: String,
+        /// How often the service re-derives its work from the registry.
+        #[arg(long, value_name = "DUR", default_value = "5s")]
+        reconcile: String,
     },
+    /// Staged rollouts: which devices get a release first, and when it halts.
+    #[command(subcommand)]
+    Rollout(crate::rollout::RolloutCommand),
     /// Set a new, generated password for the web UI's `admin` account (printed once).
     Password,
     /// Show channels, releases, devices and recent events.
@@ -364,6 +408,18 @@ pub enum GatewayDeviceCommand {
         /// Where to write the bundle (mode 0600: it holds the device key).
         #[arg(long, value_name = "BUNDLE")]
         out: PathBuf,
+        /// Put the device in this group (staged rollouts; a device is in at most one group).
+        #[arg(long)]
+        group: Option<String>,
+    },
+    /// Put a device in a group, or (without --group) in none.
+    Group {
+        /// Device id.
+        #[arg(long)]
+        id: String,
+        /// Group name: 1-64 of A-Z a-z 0-9 . _ -
+        #[arg(long)]
+        group: Option<String>,
     },
     /// List registered devices.
     List {
@@ -400,9 +456,19 @@ pub enum DeviceCommand {
         /// Directory of provisioning bundles (every regular file in it).
         #[arg(long, value_name = "DIR")]
         bundles: PathBuf,
-        /// State directory; each device gets a subdirectory named after its id.
+        /// State directory of `--engine agent`; each device gets a subdirectory named after its
+        /// id (the async engine keeps its state in memory and ignores it).
         #[arg(long, value_name = "DIR")]
-        state: PathBuf,
+        state: Option<PathBuf>,
+        /// `async`: one lightweight tokio task per device speaking the real MQTT/TLS and HTTPS
+        /// protocols and verifying manifest and image like the agent, with the flash simulated
+        /// (no slot files; 10 000 devices fit in one process). `agent`: the full device agent
+        /// (`fwledger-device`, file-backed A/B slots, two threads per device).
+        #[arg(long, value_enum, default_value = "async")]
+        engine: SwarmEngine,
+        /// Async engine: at most this many image downloads at once per swarm process.
+        #[arg(long, value_name = "N", default_value_t = 64)]
+        download_concurrency: usize,
         /// Version of the factory image on first run.
         #[arg(long, default_value = "1.0.0")]
         factory_version: String,
@@ -412,7 +478,26 @@ pub enum DeviceCommand {
         /// Give up after this long.
         #[arg(long, value_name = "DUR", default_value = "10m")]
         timeout: String,
+        /// How often each device asks the gateway for the current notice (status traffic).
+        #[arg(long, value_name = "DUR", default_value = "60s")]
+        check_interval: String,
+        /// Print `progress MS reported N downloading N confirmed N failed N` once a second.
+        #[arg(long)]
+        progress: bool,
+        /// At most this many devices may be starting (connecting, before their first status
+        /// report) at once: the connect storm's pace.
+        #[arg(long, value_name = "N", default_value_t = 200)]
+        connect_concurrency: usize,
     },
+}
+
+/// How `device swarm` simulates its devices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SwarmEngine {
+    /// One tokio task per device; flash simulated.
+    Async,
+    /// The full device agent, two OS threads per device.
+    Agent,
 }
 
 #[cfg(test)]

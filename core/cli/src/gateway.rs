@@ -55,8 +55,18 @@ pub async fn run(
             model,
             hardware,
             out,
+            group,
         }) => {
             let gateway = Gateway::open(home).map_err(fail)?;
+            if group
+                .as_deref()
+                .is_some_and(|g| !fwledger_gateway::rollout::valid_group(g))
+            {
+                return Err(fail(format!(
+                    "group {group:?}: expected 1-64 of A-Z a-z 0-9 . _ -"
+                )));
+            }
+            let device_id = id.clone();
             let bundle = gateway
                 .add_device(&NewDevice {
                     id,
@@ -65,6 +75,12 @@ pub async fn run(
                     hardware,
                 })
                 .map_err(fail)?;
+            if let Some(group) = &group {
+                gateway
+                    .registry()
+                    .set_device_group(&device_id, Some(group))
+                    .map_err(fail)?;
+            }
             let pairing = gateway.write_bundle(&bundle, &out).map_err(fail)?;
             println!(
                 "device {} added ({} {})",
@@ -78,6 +94,22 @@ pub async fn run(
             println!("pairing: {}", pairing.to_json());
             Ok(())
         }
+        GatewayCommand::Device(GatewayDeviceCommand::Group { id, group }) => {
+            let gateway = Gateway::open(home).map_err(fail)?;
+            gateway
+                .registry()
+                .set_device_group(&id, group.as_deref())
+                .map_err(fail)?;
+            match group {
+                Some(group) => println!("device {id} is in group {group}"),
+                None => println!("device {id} is in no group"),
+            }
+            Ok(())
+        }
+        GatewayCommand::Rollout(command) => {
+            let gateway = Gateway::open(home).map_err(fail)?;
+            crate::rollout::run(gateway.registry(), command)
+        }
         GatewayCommand::Device(GatewayDeviceCommand::List { json: as_json }) => {
             let gateway = Gateway::open(home).map_err(fail)?;
             let devices = gateway.registry().devices().map_err(fail)?;
@@ -86,13 +118,14 @@ pub async fn run(
             } else {
                 for d in devices {
                     println!(
-                        "{:<20} {:<17} {:<10} {:<8} {:<10} {}",
+                        "{:<20} {:<17} {:<10} {:<8} {:<10} {:<7} {}",
                         d.id,
                         d.mac,
                         d.model,
                         d.hardware,
                         d.version.as_deref().unwrap_or("-"),
-                        if d.online { "online" } else { "offline" }
+                        if d.online { "online" } else { "offline" },
+                        d.group.as_deref().unwrap_or("-")
                     );
                 }
             }
@@ -102,12 +135,17 @@ pub async fn run(
             http,
             broker,
             mosquitto,
+            max_backoff,
+            reconcile,
         } => {
             let gateway = Gateway::open(home).map_err(fail)?;
             let mut options = RunOptions::new(backends()?);
             options.http = http;
             options.broker = broker;
             options.mosquitto = mosquitto;
+            options.timing.max_backoff = crate::util::parse_duration(&max_backoff)?;
+            options.timing.min_backoff = options.timing.min_backoff.min(options.timing.max_backoff);
+            options.timing.reconcile = crate::util::parse_duration(&reconcile)?;
             let running = gateway.start(options).await.map_err(fail)?;
             println!(
                 "gateway running: broker {}, downloads {} (Ctrl-C to stop)",

@@ -5,7 +5,11 @@ mod args;
 mod demo;
 mod device;
 mod gateway;
+mod iota;
+mod ipfs;
 mod portal;
+mod rollout;
+mod swarm;
 mod util;
 
 use std::path::Path;
@@ -24,6 +28,7 @@ use args::{CarCommand, ChannelCommand, Cli, Command, PublishArgs, VendorCommand,
 use util::{parse_duration, parse_key, Failure};
 
 fn main() -> ExitCode {
+    quiet_on_broken_pipe();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -49,11 +54,30 @@ fn main() -> ExitCode {
     }
 }
 
+/// `fwledger … | head` closes stdout early, and Rust's `println!` then panics. Exit the way a Unix
+/// tool killed by SIGPIPE does (status 141, no message) instead of printing a panic.
+fn quiet_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
+}
+
 async fn run(cli: Cli) -> Result<(), Failure> {
     let home = cli.home.clone().unwrap_or_else(fwledger::default_home);
-    let backends = || Backends::open(&home, &cli.ledger, &cli.store).map_err(Failure::from);
+    let ledger = iota::ledger_url(&cli);
+    let backends = || Backends::open(&home, &ledger, &cli.store).map_err(Failure::from);
     match cli.command {
-        Command::Vendor(command) => vendor(&home, &backends()?, command).await,
+        Command::Vendor(command) => vendor(&home, &ledger, &backends()?, command).await,
         Command::Channel(command) => channel(&backends()?, command).await,
         Command::Cid { file, profile } => {
             let profile: Profile = profile.parse().map_err(Failure::from)?;
@@ -72,6 +96,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Car(command) => car(&home, &cli.store, command),
         Command::Gateway(command) => gateway::run(&home, &backends, command).await,
         Command::Device(command) => device::run(command).await,
+        Command::Ipfs(command) => ipfs::run(&home, &cli.store, command).await,
         Command::Demo {
             devices,
             dir,
@@ -80,13 +105,21 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     }
 }
 
-async fn vendor(home: &Path, backends: &Backends, command: VendorCommand) -> Result<(), Failure> {
+async fn vendor(
+    home: &Path,
+    ledger: &str,
+    backends: &Backends,
+    command: VendorCommand,
+) -> Result<(), Failure> {
     if let VendorCommand::Init { name } = &command {
         let vendor = Vendor::init(home, name, backends)?;
         println!("vendor {:?} created in {}", vendor.name(), home.display());
         println!("root public key: {}", hex::encode(vendor.public_key()));
         println!("channel:         {}", hex::encode(vendor.channel()));
         return Ok(());
+    }
+    if let VendorCommand::IotaAccount = &command {
+        return iota::account(home, ledger);
     }
     let mut vendor = Vendor::open(home, backends)?;
     match command {
@@ -112,7 +145,11 @@ async fn vendor(home: &Path, backends: &Backends, command: VendorCommand) -> Res
             println!("{token}");
             Ok(())
         }
+        VendorCommand::Publish(args) if args.dry_run => {
+            iota::publish_dry_run(home, ledger, &mut vendor, args).await
+        }
         VendorCommand::Publish(args) => publish(&mut vendor, args).await,
+        VendorCommand::IotaAccount => Ok(()),
         VendorCommand::Revoke {
             version,
             model,

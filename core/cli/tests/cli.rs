@@ -245,6 +245,23 @@ fn cid_profiles_and_errors() {
 }
 
 #[test]
+fn a_closed_stdout_ends_quietly_like_sigpipe() {
+    let (_dir, home) = vendor("Acme");
+    // stdout is a pipe whose reading end is already closed, as in `fwledger … | head -0`.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = fwledger(&home)
+        .args(["vendor", "key"])
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
 fn commands_without_a_vendor_say_what_to_do() {
     let dir = tempfile::tempdir().unwrap();
     let out = run(dir.path(), &["vendor", "key"]);

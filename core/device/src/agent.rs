@@ -157,17 +157,20 @@ impl<P: Platform> Agent<P> {
             retry: None,
         };
         if agent.record.switch_to_pending() {
+            agent.platform.fault(FaultPoint::SwitchWrite);
             agent.store()?;
             agent.platform.fault(FaultPoint::AfterSwitch);
         }
         if !agent.record.confirmed {
             agent.record.boot_attempts += 1;
+            agent.platform.fault(FaultPoint::AttemptWrite);
             agent.store()?;
             agent.platform.fault(FaultPoint::DuringSelfCheck);
             let verdict = agent.self_check();
             match verdict {
                 Ok(()) => {
                     agent.record.confirm();
+                    agent.platform.fault(FaultPoint::ConfirmWrite);
                     agent.store()?;
                     agent.platform.fault(FaultPoint::AfterConfirm);
                 }
@@ -175,6 +178,7 @@ impl<P: Platform> Agent<P> {
                     if !agent.record.roll_back(reason.clone()) {
                         return Err(AgentError::NoBootableImage(reason));
                     }
+                    agent.platform.fault(FaultPoint::RollbackWrite);
                     agent.store()?;
                     agent.platform.fault(FaultPoint::AfterRollback);
                 }
@@ -348,6 +352,9 @@ impl<P: Platform> Agent<P> {
                 }
             }
             if connected && last_check.elapsed() >= self.settings.check_interval {
+                // The status goes with every check: a report lost while the gateway was away (it
+                // subscribes without a persistent session) reaches it within one interval.
+                self.publish_status(mqtt, None);
                 let _ = mqtt.publish(&self.check_topic, QoS::AtLeastOnce, false, &[]);
                 last_check = Instant::now();
             }
@@ -508,6 +515,7 @@ impl<P: Platform> Agent<P> {
             release: Some(manifest.version.to_string()),
             reason: None,
         };
+        self.platform.fault(FaultPoint::AcceptWrite);
         self.store()
             .map_err(|e| with_release(UpdateFailure::storage(e)))?;
         if !resume {

@@ -1,18 +1,25 @@
-//! Publish → follower latency on the embedded ledger, across two processes (the paper's figure 10
-//! experiment, which measured ~32 s on IOTA MAM).
+//! Publish → follower latency across two processes: the paper's figure 10 experiment (five sets
+//! of 300 messages with 400–600-character payloads; ~32 s per message on IOTA MAM).
 //!
-//! `cargo run --release -p fwledger --example channel_latency -- [MESSAGES] [SETS]`
+//! `cargo run --release -p fwledger --example channel_latency -- [MESSAGES] [SETS]
+//! [--ledger URL] [--csv PATH] [--label NAME]`
 //!
 //! The parent process is the vendor: it prepares each release (content store, signature) off the
 //! clock, then times from the start of `announce` (channel message sealed, signed and appended) to
-//! the moment a follower in a child process has read, verified and decrypted it. Release notes of
-//! 400–600 characters stand in for the paper's payloads.
+//! the moment a follower in a child process — what a gateway runs — has read, verified and
+//! decrypted it. Release notes of 400–600 random characters are the paper's payloads.
+//!
+//! `--ledger` defaults to a fresh embedded ledger (`sqlite:` in a temporary directory) per set;
+//! any other URL (e.g. `iota+https://…`) is used as given, by both processes. `--csv` writes one
+//! row per message: `ledger,set,message,payload_chars,latency_ms`.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fwledger::proto::channel::Token;
+use rand::{Rng, SeedableRng};
+
 use fwledger::{Backends, ChannelItem, ReleaseSpec, Subscription, Vendor};
 
 fn now_ns() -> u128 {
@@ -24,29 +31,90 @@ fn now_ns() -> u128 {
 
 type Error = Box<dyn std::error::Error>;
 
+struct Options {
+    messages: usize,
+    sets: usize,
+    ledger: Option<String>,
+    csv: Option<std::path::PathBuf>,
+    label: String,
+}
+
+fn options(args: &[String]) -> Result<Options, Error> {
+    let mut positional = Vec::new();
+    let mut o = Options {
+        messages: 300,
+        sets: 1,
+        ledger: None,
+        csv: None,
+        label: "embedded".into(),
+    };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = || it.next().cloned().ok_or(format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--ledger" => o.ledger = Some(value()?),
+            "--csv" => o.csv = Some(value()?.into()),
+            "--label" => o.label = value()?,
+            a if a.starts_with("--") => return Err(format!("unknown option {a}").into()),
+            a => positional.push(a.to_string()),
+        }
+    }
+    if let Some(m) = positional.first() {
+        o.messages = m.parse()?;
+    }
+    if let Some(s) = positional.get(1) {
+        o.sets = s.parse()?;
+    }
+    if o.messages == 0 || o.sets == 0 {
+        return Err("MESSAGES and SETS must be at least 1".into());
+    }
+    if o.ledger.is_some() && o.label == "embedded" {
+        o.label = o.ledger.clone().unwrap_or_default();
+    }
+    Ok(o)
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("follow") {
-        return follow(&args[2], &args[3], args[4].parse()?).await;
+        if args.len() != 6 {
+            return Err("usage: follow HOME LEDGER TOKEN COUNT".into());
+        }
+        return follow(&args[2], &args[3], &args[4], args[5].parse()?).await;
     }
-    let messages: usize = args.get(1).map(|s| s.parse()).transpose()?.unwrap_or(300);
-    let sets: usize = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(1);
+    let o = options(&args[1..])?;
+    let mut csv = match &o.csv {
+        Some(path) => {
+            let mut file = std::fs::File::create(path)?;
+            writeln!(file, "ledger,set,message,payload_chars,latency_ms")?;
+            Some(file)
+        }
+        None => None,
+    };
     let mut all = Vec::new();
-    for set in 0..sets {
-        let mut latencies = run_set(messages, set).await?;
+    for set in 0..o.sets {
+        let rows = run_set(o.messages, set, o.ledger.as_deref()).await?;
+        if let Some(file) = csv.as_mut() {
+            for (i, (chars, ms)) in rows.iter().enumerate() {
+                writeln!(file, "{},{},{},{chars},{ms:.3}", o.label, set + 1, i + 1)?;
+            }
+        }
+        let mut latencies: Vec<f64> = rows.into_iter().map(|(_, ms)| ms).collect();
         report(&format!("set {}", set + 1), &mut latencies);
         all.extend(latencies);
     }
-    if sets > 1 {
+    if o.sets > 1 {
         report("all sets", &mut all);
     }
     Ok(())
 }
 
-async fn follow(ledger: &str, token: &str, count: usize) -> Result<(), Error> {
-    let home = std::env::temp_dir();
-    let backends = Backends::open(&home, ledger, "embedded:/nonexistent-unused")?;
+async fn follow(home: &str, ledger: &str, token: &str, count: usize) -> Result<(), Error> {
+    // The follower has a home of its own: it shares only the ledger with the vendor.
+    let home = std::path::Path::new(home);
+    std::fs::create_dir_all(home)?;
+    let backends = Backends::open(home, ledger, "embedded:/nonexistent-unused")?;
     let mut subscription = Subscription::new(&Token::from_text(token)?, backends.ledger.clone())?;
     println!("ready");
     for _ in 0..count {
@@ -59,48 +127,72 @@ async fn follow(ledger: &str, token: &str, count: usize) -> Result<(), Error> {
     Ok(())
 }
 
-async fn run_set(messages: usize, set: usize) -> Result<Vec<f64>, Error> {
+/// One set: `(payload characters, latency in ms)` per message, in order.
+async fn run_set(
+    messages: usize,
+    set: usize,
+    ledger: Option<&str>,
+) -> Result<Vec<(usize, f64)>, Error> {
     let dir = tempfile::tempdir()?;
-    let ledger_url = format!("sqlite:{}", dir.path().join("ledger.sqlite").display());
-    let backends = Backends::open(dir.path(), &ledger_url, "embedded")?;
-    let mut vendor = Vendor::init(dir.path(), "bench", &backends)?;
+    let vendor_home = dir.path().join("vendor");
+    std::fs::create_dir_all(&vendor_home)?;
+    let ledger_url = match ledger {
+        Some(url) => url.to_string(),
+        None => format!("sqlite:{}", dir.path().join("ledger.sqlite").display()),
+    };
+    let backends = Backends::open(&vendor_home, &ledger_url, "embedded")?;
+    let mut vendor = Vendor::init(&vendor_home, "bench", &backends)?;
     let token = vendor.token(Some("gateway"))?;
+    let follower_home = dir.path().join("follower");
     let mut child = Command::new(std::env::current_exe()?)
-        .args(["follow", &ledger_url, &token, &messages.to_string()])
+        .arg("follow")
+        .arg(&follower_home)
+        .args([&ledger_url, &token, &messages.to_string()])
         .stdout(Stdio::piped())
         .spawn()?;
     let stdout = child.stdout.take().ok_or("no child stdout")?;
     let mut lines = BufReader::new(stdout).lines();
     if lines.next().transpose()?.as_deref() != Some("ready") {
+        let _ = child.kill();
         return Err("follower did not start".into());
     }
-    let image = dir.path().join("image.bin");
+    let image = vendor_home.join("image.bin");
     let mut sent = Vec::with_capacity(messages);
-    let mut rng = 0x9e37_79b9_7f4a_7c15u64 ^ set as u64;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x9e37_79b9_7f4a_7c15 ^ set as u64);
     for i in 0..messages {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
         std::fs::write(&image, format!("image {set} {i}"))?;
         let mut spec = ReleaseSpec::new("bench-device", &["rev-a"], &format!("1.0.{i}"));
-        spec.notes = Some("n".repeat(400 + (rng % 201) as usize));
+        let chars = rng.gen_range(400..=600);
+        let notes: String = (&mut rng)
+            .sample_iter(rand::distributions::Alphanumeric)
+            .take(chars)
+            .map(char::from)
+            .collect();
+        spec.notes = Some(notes);
         let prepared = vendor.prepare(&image, &spec, None).await?;
-        tokio::time::sleep(Duration::from_millis(5 + rng % 10)).await;
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(5..15))).await;
         let start = now_ns();
         let release = vendor.announce(prepared).await?;
-        sent.push((release.seq, start));
+        sent.push((release.seq, start, chars));
     }
-    let mut latencies = Vec::with_capacity(messages);
-    for (seq, start) in sent {
-        let line = lines.next().transpose()?.ok_or("follower ended early")?;
+    let mut rows = Vec::with_capacity(messages);
+    for (seq, start, chars) in sent {
+        let Some(line) = lines.next().transpose()? else {
+            let _ = child.kill();
+            return Err("follower ended early".into());
+        };
         let (got, at) = line.split_once(' ').ok_or("bad follower line")?;
         if got.parse::<u64>()? != seq {
+            let _ = child.kill();
             return Err(format!("follower saw {got}, expected {seq}").into());
         }
-        latencies.push((at.parse::<u128>()?.saturating_sub(start)) as f64 / 1e6);
+        rows.push((
+            chars,
+            (at.parse::<u128>()?.saturating_sub(start)) as f64 / 1e6,
+        ));
     }
     child.wait()?;
-    Ok(latencies)
+    Ok(rows)
 }
 
 fn report(label: &str, latencies: &mut [f64]) {

@@ -88,12 +88,25 @@ pub enum BackendError {
 
 impl Backends {
     /// Opens the ledger and store named by URLs (`embedded` or empty: under `home`).
+    ///
+    /// Ledger URLs: `embedded`, `sqlite:PATH`, and with the `iota` feature the IOTA Rebased
+    /// ledger, `iota+https://HOST/graphql?…` (see `fwledger_iota::IotaConfig::parse`).
     pub fn open(home: &Path, ledger: &str, store: &str) -> Result<Self, BackendError> {
         Ok(Backends {
-            ledger: fwledger_ledger::open(ledger, home)?,
+            ledger: open_ledger(ledger, home)?,
             store: fwledger_store::open(store, home)?,
         })
     }
+}
+
+/// Opens a ledger URL: the IOTA backend for `iota+…` when built with feature `iota`, else
+/// [`fwledger_ledger::open`].
+pub fn open_ledger(url: &str, home: &Path) -> Result<Arc<dyn Ledger>, LedgerError> {
+    #[cfg(feature = "iota")]
+    if url.trim().starts_with("iota+") {
+        return fwledger_iota::open(url, home);
+    }
+    fwledger_ledger::open(url, home)
 }
 
 /// The default home directory: `$FWLEDGER_HOME`, else `~/.local/share/fwledger`.

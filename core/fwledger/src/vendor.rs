@@ -596,6 +596,24 @@ impl Vendor {
         })
     }
 
+    /// The channel message that would announce `prepared`, and the position it would take,
+    /// without appending it (dry runs price it on the ledger).
+    pub async fn preview_announce(
+        &self,
+        prepared: &PreparedRelease,
+    ) -> Result<(u64, Vec<u8>), VendorError> {
+        let position = self.tail().await?;
+        let payload = ReleaseBody {
+            manifest: prepared.signed.clone(),
+        }
+        .to_cbor();
+        let bytes = self
+            .author
+            .seal(position, Kind::Release, &payload, &mut OsRng)
+            .map_err(|e| VendorError::Corrupt(format!("cannot seal: {e:?}")))?;
+        Ok((position.seq, bytes))
+    }
+
     /// Announces a prepared release on the channel.
     pub async fn announce(&mut self, prepared: PreparedRelease) -> Result<Release, VendorError> {
         let PreparedRelease {

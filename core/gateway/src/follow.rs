@@ -13,8 +13,41 @@ use std::time::Duration;
 use fwledger::{write_atomic, ChannelItem, Subscription};
 use fwledger_proto::channel::{Event, Freshness, Token};
 
+use crate::health::Component;
 use crate::registry::{ChannelHealth, EventLevel, NewRelease};
 use crate::service::Core;
+
+/// A failure of the follower and the component it is blamed on (the ledger, or the gateway's
+/// own disk for its follower state).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Failure {
+    component: Component,
+    message: String,
+}
+
+impl Failure {
+    fn ledger(message: String) -> Self {
+        // A full disk can surface through the subscription's own state writes.
+        let component = if message.contains("os error 28") || message.contains("No space left") {
+            Component::Disk
+        } else {
+            Component::Ledger
+        };
+        Failure { component, message }
+    }
+
+    fn disk(what: &str, e: &std::io::Error) -> Self {
+        let full = if crate::health::is_disk_full(e) {
+            "disk full: "
+        } else {
+            ""
+        };
+        Failure {
+            component: Component::Disk,
+            message: format!("{full}{what}: {e}"),
+        }
+    }
+}
 
 fn health(freshness: Freshness) -> ChannelHealth {
     match freshness {
@@ -24,45 +57,56 @@ fn health(freshness: Freshness) -> ChannelHealth {
     }
 }
 
-fn open(core: &Core, channel: &str) -> Result<Subscription, String> {
+fn open(core: &Core, channel: &str) -> Result<Subscription, Failure> {
     let paths = &core.paths;
     let token_path = paths.token(channel);
     let text = std::fs::read_to_string(&token_path)
-        .map_err(|e| format!("token {}: {e}", token_path.display()))?;
-    let token = Token::from_text(&text).map_err(|e| format!("token: {e}"))?;
+        .map_err(|e| Failure::disk(&format!("token {}", token_path.display()), &e))?;
+    let token = Token::from_text(&text).map_err(|e| Failure::ledger(format!("token: {e}")))?;
     let committed = paths.channel_state(channel);
     let working = paths.channel_working_state(channel);
     match std::fs::read(&committed) {
-        Ok(bytes) => write_atomic(&working, &bytes, true).map_err(|e| format!("state: {e}"))?,
+        Ok(bytes) => {
+            write_atomic(&working, &bytes, true).map_err(|e| Failure::disk("follower state", &e))?
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             if let Err(e) = std::fs::remove_file(&working) {
                 if e.kind() != std::io::ErrorKind::NotFound {
-                    return Err(format!("state: {e}"));
+                    return Err(Failure::disk("follower state", &e));
                 }
             }
         }
-        Err(e) => return Err(format!("state {}: {e}", committed.display())),
+        Err(e) => {
+            return Err(Failure::disk(
+                &format!("follower state {}", committed.display()),
+                &e,
+            ))
+        }
     }
     Subscription::new(&token, core.backends.ledger.clone())
         .and_then(|s| s.persist_to(&working))
-        .map_err(|e| e.to_string())
+        .map_err(|e| Failure::ledger(format!("ledger: {e}")))
 }
 
-fn commit(core: &Core, channel: &str, subscription: &Subscription) -> Result<(), String> {
+fn commit(core: &Core, channel: &str, subscription: &Subscription) -> Result<(), Failure> {
     let working = core.paths.channel_working_state(channel);
-    let bytes = std::fs::read(&working).map_err(|e| format!("state: {e}"))?;
+    let bytes = std::fs::read(&working).map_err(|e| Failure::disk("follower state", &e))?;
     write_atomic(&core.paths.channel_state(channel), &bytes, true)
-        .map_err(|e| format!("state: {e}"))?;
+        .map_err(|e| Failure::disk("follower state", &e))?;
     core.registry
         .set_channel_position(
             channel,
             subscription.cursor(),
             subscription.follower().next_seq(),
         )
-        .map_err(|e| e.to_string())
+        .map_err(|e| Failure {
+            component: Component::Disk,
+            message: format!("registry: {e}"),
+        })
 }
 
-/// Follows `channel` until the service stops; ledger failures are retried with backoff.
+/// Follows `channel` until the service stops; ledger and disk failures are retried with backoff
+/// and jitter, and shown in the component health.
 pub(crate) async fn follow(core: Arc<Core>, channel: String) {
     let short = channel.get(..16).unwrap_or(&channel).to_string();
     let vendor = core
@@ -73,9 +117,20 @@ pub(crate) async fn follow(core: Arc<Core>, channel: String) {
         .map(|c| c.vendor)
         .unwrap_or_default();
     let name = format!("channel {vendor:?} ({short})");
-    let mut backoff = Duration::from_secs(1);
+    let mut backoff = core.backoff();
     let mut last_error: Option<String> = None;
-    let mut report = |core: &Core, error: Option<String>| {
+    // Ok: the ledger answered (and, with `true`, the follower state was saved too).
+    let mut report = |core: &Core, result: Result<bool, &Failure>, retry: Option<Duration>| {
+        match result {
+            Ok(saved) => {
+                core.component_ok(Component::Ledger);
+                if saved {
+                    core.component_ok(Component::Disk);
+                }
+            }
+            Err(f) => core.component_failed(f.component, &f.message, retry),
+        }
+        let error = result.err().map(|f| f.message.clone());
         if error == last_error {
             return;
         }
@@ -99,11 +154,11 @@ pub(crate) async fn follow(core: Arc<Core>, channel: String) {
         let mut subscription = match open(&core, &channel) {
             Ok(s) => s,
             Err(e) => {
-                report(&core, Some(e));
-                if !core.pause(backoff).await {
+                let wait = backoff.next_random();
+                report(&core, Err(&e), Some(wait));
+                if !core.pause(wait).await {
                     return;
                 }
-                backoff = (backoff * 2).min(core.timing.max_backoff);
                 continue;
             }
         };
@@ -116,27 +171,45 @@ pub(crate) async fn follow(core: Arc<Core>, channel: String) {
             match next {
                 Ok(Ok(Some(item))) => {
                     handle(&core, &channel, &name, item).await;
-                    if let Err(e) = commit(&core, &channel, &subscription) {
-                        report(&core, Some(e));
-                    } else {
-                        report(&core, None);
+                    match commit(&core, &channel, &subscription) {
+                        Err(e) => {
+                            // Nothing is lost: the message is read again from the committed
+                            // position once the state can be saved.
+                            let wait = backoff.next_random();
+                            report(&core, Err(&e), Some(wait));
+                            if !core.pause(wait).await {
+                                return;
+                            }
+                            break;
+                        }
+                        Ok(()) => {
+                            report(&core, Ok(true), None);
+                            backoff.reset();
+                        }
                     }
-                    backoff = Duration::from_secs(1);
                 }
-                Ok(Ok(None)) => report(&core, None),
+                Ok(Ok(None)) => {
+                    report(&core, Ok(false), None);
+                    backoff.reset();
+                }
                 Ok(Err(e)) => {
-                    report(&core, Some(format!("ledger: {e}")));
-                    if !core.pause(backoff).await {
+                    let wait = backoff.next_random();
+                    report(
+                        &core,
+                        Err(&Failure::ledger(format!("ledger: {e}"))),
+                        Some(wait),
+                    );
+                    if !core.pause(wait).await {
                         return;
                     }
-                    backoff = (backoff * 2).min(core.timing.max_backoff);
                 }
                 Err(_) => {
-                    report(&core, Some("ledger did not answer in time".into()));
-                    if !core.pause(backoff).await {
+                    let wait = backoff.next_random();
+                    let failure = Failure::ledger("ledger did not answer in time".into());
+                    report(&core, Err(&failure), Some(wait));
+                    if !core.pause(wait).await {
                         return;
                     }
-                    backoff = (backoff * 2).min(core.timing.max_backoff);
                 }
             }
             let now_health = health(subscription.freshness());

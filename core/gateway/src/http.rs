@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -187,14 +187,29 @@ async fn download(
                 .into_response();
         }
     };
-    if start > 0 && file.seek(SeekFrom::Start(start)).await.is_err() {
+    if size > CACHED_IMAGE_MAX && start > 0 && file.seek(SeekFrom::Start(start)).await.is_err() {
         return plain(
             StatusCode::INTERNAL_SERVER_ERROR,
             "repository read failed\n",
         );
     }
     state.metrics.download_served(length);
-    let body = Body::from_stream(ReaderStream::with_capacity(file.take(length), 64 * 1024));
+    // Small images come from one shared in-memory copy: during a rollout thousands of devices
+    // download the same image at once, and a file reader (plus its buffer and a blocking-pool
+    // read per chunk) for each of them costs the gateway hundreds of MiB (bench/load.sh).
+    let body = match cached_image(&sha256, &mut file, size).await {
+        Ok(Some(bytes)) => {
+            let start = start as usize;
+            Body::from(bytes.slice(start..start + length as usize))
+        }
+        Ok(None) => Body::from_stream(ReaderStream::with_capacity(file.take(length), 64 * 1024)),
+        Err(()) => {
+            return plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "repository read failed\n",
+            )
+        }
+    };
     let mut response = Response::new(body);
     *response.status_mut() = status;
     let h = response.headers_mut();
@@ -217,6 +232,46 @@ async fn download(
         );
     }
     response
+}
+
+/// A running HTTPS server.
+/// Images up to this size are served from memory (the most recently requested one).
+const CACHED_IMAGE_MAX: u64 = 16 * 1024 * 1024;
+
+/// The most recently served small image, by SHA-256. Repository files are immutable and named
+/// by their SHA-256, so a cached copy never goes stale; the lock also makes concurrent first
+/// requests read the file once.
+fn image_cache() -> &'static tokio::sync::Mutex<Option<(String, Bytes)>> {
+    static CACHE: std::sync::OnceLock<tokio::sync::Mutex<Option<(String, Bytes)>>> =
+        std::sync::OnceLock::new();
+    CACHE.get_or_init(|| tokio::sync::Mutex::new(None))
+}
+
+/// The whole image from the cache (reading `file` into it on a miss); `Ok(None)` when it is too
+/// large to cache; `Err` when it cannot be read in full.
+async fn cached_image(
+    sha256: &str,
+    file: &mut tokio::fs::File,
+    size: u64,
+) -> Result<Option<Bytes>, ()> {
+    if size > CACHED_IMAGE_MAX {
+        return Ok(None);
+    }
+    let mut cache = image_cache().lock().await;
+    if let Some((key, bytes)) = cache.as_ref() {
+        if key == sha256 && bytes.len() as u64 == size {
+            return Ok(Some(bytes.clone()));
+        }
+    }
+    let mut data = Vec::with_capacity(size as usize);
+    match file.take(size).read_to_end(&mut data).await {
+        Ok(n) if n as u64 == size => {
+            let bytes = Bytes::from(data);
+            *cache = Some((sha256.to_string(), bytes.clone()));
+            Ok(Some(bytes))
+        }
+        _ => Err(()),
+    }
 }
 
 /// A running HTTPS server.

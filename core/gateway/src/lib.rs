@@ -45,12 +45,19 @@
 //!
 //! For the web UI: [`http::router`] is the one HTTPS router (add routes at its merge point), and
 //! [`registry::Registry`] returns plain serializable structs for every page.
+//!
+//! Staged rollouts (a release goes to a percentage or a group of devices first and halts by
+//! itself when too many fail, as in hawkBit and Mender): the decisions are in [`rollout`], the
+//! state in the registry (`rollouts`, device groups), the gate in the notice decision
+//! ([`notify::choose_where`]); `fwledger gateway rollout …`, `/api/rollouts` and the panel on
+//! `/releases` operate them.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod broker;
 pub mod config;
 mod follow;
+pub mod health;
 pub mod http;
 pub mod metrics;
 pub mod mqtt;
@@ -58,6 +65,7 @@ pub mod notify;
 pub mod pki;
 pub mod registry;
 mod repository;
+pub mod rollout;
 mod service;
 mod setup;
 pub mod sntp;

@@ -32,6 +32,7 @@ pub struct GatewayMetrics {
     downloads: AtomicU64,
     download_bytes: AtomicU64,
     mqtt: OnceLock<watch::Receiver<bool>>,
+    health: crate::health::Health,
 }
 
 /// The counters at one moment.
@@ -64,6 +65,11 @@ impl GatewayMetrics {
         let _ = self.mqtt.set(connected);
     }
 
+    /// The state of the broker, ledger, content store and disk, as the service last saw them.
+    pub fn health(&self) -> &crate::health::Health {
+        &self.health
+    }
+
     /// The current values.
     pub fn counters(&self) -> Counters {
         Counters {
@@ -90,6 +96,8 @@ pub struct Snapshot {
     pub counters: Counters,
     /// Resident set size of the process, bytes.
     pub rss_bytes: Option<u64>,
+    /// The state of each component the gateway depends on (empty: not reported).
+    pub health: Vec<crate::health::ComponentHealth>,
     /// Unix seconds, for ages.
     pub now: u64,
 }
@@ -302,6 +310,44 @@ pub fn render(s: &Snapshot) -> String {
             "1 if the gateway is connected to its MQTT broker.",
             u8::from(connected),
         );
+    }
+    if !s.health.is_empty() {
+        w.header(
+            "fwledger_gateway_component_up",
+            "gauge",
+            "1 if the component (broker, ledger, store, disk) works, 0 while it fails and is retried.",
+        );
+        for h in &s.health {
+            w.sample(
+                "fwledger_gateway_component_up",
+                &[("component", h.component.as_str())],
+                u8::from(h.ok),
+            );
+        }
+        w.header(
+            "fwledger_gateway_component_failures",
+            "gauge",
+            "Failed attempts in a row of each component (0 when it works).",
+        );
+        for h in &s.health {
+            w.sample(
+                "fwledger_gateway_component_failures",
+                &[("component", h.component.as_str())],
+                h.failures,
+            );
+        }
+        w.header(
+            "fwledger_gateway_component_state_since_seconds",
+            "gauge",
+            "Unix time since which each component is in its current state.",
+        );
+        for h in &s.health {
+            w.sample(
+                "fwledger_gateway_component_state_since_seconds",
+                &[("component", h.component.as_str())],
+                h.since,
+            );
+        }
     }
     if let Some(rss) = s.rss_bytes {
         w.single(

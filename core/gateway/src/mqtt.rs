@@ -129,6 +129,8 @@ pub(crate) type LogSink = mpsc::UnboundedSender<(EventLevel, String)>;
 /// Drives the MQTT connection until `cancel`: subscribes to every device's status and check
 /// topics on each ConnAck (rumqttc does not resubscribe after a reconnect) and forwards device
 /// messages. Connection errors are logged and retried with backoff.
+// The wiring of one task, called from one place.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn drive(
     mut eventloop: EventLoop,
     client: AsyncClient,
@@ -136,9 +138,11 @@ pub(crate) async fn drive(
     messages: mpsc::Sender<DeviceMessage>,
     log: LogSink,
     ready: watch::Sender<bool>,
+    health: crate::health::Health,
     cancel: CancellationToken,
 ) {
-    let mut backoff = Duration::from_millis(250);
+    use crate::health::{Backoff, Component};
+    let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(10));
     let mut connected = false;
     loop {
         let event = tokio::select! {
@@ -147,7 +151,8 @@ pub(crate) async fn drive(
         };
         match event {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                backoff = Duration::from_millis(250);
+                backoff.reset();
+                health.recovered(Component::Broker, fwledger::unix_now());
                 connected = true;
                 let _ = log.send((EventLevel::Info, "connected to the MQTT broker".into()));
                 // try_: awaiting here would deadlock on a full request queue, since only this
@@ -188,18 +193,24 @@ pub(crate) async fn drive(
             Ok(_) => {}
             Err(e) => {
                 let _ = ready.send(false);
+                let wait = backoff.next_random();
+                health.failed(
+                    Component::Broker,
+                    &e.to_string(),
+                    Some(wait),
+                    fwledger::unix_now(),
+                );
                 if connected {
                     let _ = log.send((EventLevel::Warning, format!("MQTT connection lost: {e}")));
                     connected = false;
-                } else if backoff >= Duration::from_secs(8) {
+                } else if backoff.attempts() == 6 {
                     let _ =
                         log.send((EventLevel::Warning, format!("MQTT broker unreachable: {e}")));
                 }
                 tokio::select! {
                     _ = cancel.cancelled() => return,
-                    _ = tokio::time::sleep(backoff) => {}
+                    _ = tokio::time::sleep(wait) => {}
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(10));
             }
         }
     }

@@ -25,6 +25,16 @@ pub struct Offer {
 /// The offer for `device` among `offers` at time `now`: the highest version that passes the
 /// policy check (model, hardware, security version, expiry, newer, prerequisite).
 pub fn choose<'a>(offers: &'a [Offer], device: &Device, now: u64) -> Option<&'a Offer> {
+    choose_where(offers, device, now, |_| true)
+}
+
+/// [`choose`] among the offers `allowed` lets through (a staged rollout's gate).
+pub fn choose_where<'a>(
+    offers: &'a [Offer],
+    device: &Device,
+    now: u64,
+    allowed: impl Fn(&Offer) -> bool,
+) -> Option<&'a Offer> {
     let version: Option<Version> = device.version.as_deref().and_then(|v| v.parse().ok());
     let target = PartialState {
         model: Some(&device.model),
@@ -34,7 +44,7 @@ pub fn choose<'a>(offers: &'a [Offer], device: &Device, now: u64) -> Option<&'a 
     };
     offers
         .iter()
-        .filter(|o| check(&o.manifest, &target, Some(now)).is_ok())
+        .filter(|o| allowed(o) && check(&o.manifest, &target, Some(now)).is_ok())
         .max_by(|a, b| {
             a.manifest
                 .version
@@ -119,6 +129,7 @@ mod tests {
             last_seen: None,
             online: false,
             notice_release: None,
+            group: None,
         }
     }
 

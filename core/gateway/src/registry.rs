@@ -1,7 +1,9 @@
 //! The gateway registry (SQLite, WAL): devices, releases, per-device update state, channels and
 //! an event log.
 //!
-//! Every write runs in a transaction; every read returns plain, serializable structs, so the web
+//! Every write runs in an `IMMEDIATE` transaction (the write lock is taken at `BEGIN`, so a writer
+//! in another process waits out the busy timeout instead of failing on a stale read snapshot);
+//! every read returns plain, serializable structs, so the web
 //! UI, the JSON API and the metrics read the same data the service writes. A [`Registry`] is
 //! cheap to clone and safe to share between tasks; other processes (the CLI adding a device while
 //! the gateway runs) open the same file.
@@ -29,10 +31,18 @@ use std::time::Duration;
 
 use fwledger::unix_now;
 use fwledger_link::{DeviceStatus, UpdateState};
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 use serde::Serialize;
 
-const SCHEMA_VERSION: i64 = 1;
+use crate::rollout::PlanError;
+
+mod rollouts;
+
+use rollouts::{default_plan, insert_rollout};
+pub use rollouts::{RolloutAction, RolloutStatus};
+
+/// 2: device groups, rollouts, settings.
+const SCHEMA_VERSION: i64 = 2;
 /// Events kept in the log; older ones are dropped.
 const EVENTS_KEPT: i64 = 10_000;
 
@@ -97,6 +107,22 @@ CREATE TABLE IF NOT EXISTS channels (
     error TEXT,
     added INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS rollouts (
+    release_id INTEGER PRIMARY KEY,
+    plan TEXT NOT NULL,
+    stage INTEGER NOT NULL DEFAULT 0,
+    state TEXT NOT NULL,
+    reason TEXT,
+    stage_started INTEGER NOT NULL,
+    baseline_failed INTEGER NOT NULL DEFAULT 0,
+    baseline_attempted INTEGER NOT NULL DEFAULT 0,
+    created INTEGER NOT NULL,
+    updated INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS settings (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     time INTEGER NOT NULL,
@@ -124,6 +150,21 @@ pub enum RegistryError {
     /// The registry directory cannot be created.
     #[error("registry: {0}")]
     Io(#[from] std::io::Error),
+    /// No release with this id.
+    #[error("unknown release #{0}")]
+    UnknownRelease(i64),
+    /// The release has no rollout plan.
+    #[error("release #{0} has no rollout plan")]
+    NoRollout(i64),
+    /// The rollout cannot do this in its current state.
+    #[error("rollout: {0}")]
+    RolloutRefused(String),
+    /// The rollout plan is invalid.
+    #[error("rollout plan: {0}")]
+    BadPlan(#[from] PlanError),
+    /// The group name is invalid.
+    #[error("group {0:?}: expected 1-64 of A-Z a-z 0-9 . _ -")]
+    BadGroup(String),
 }
 
 macro_rules! string_enum {
@@ -282,6 +323,8 @@ pub struct Device {
     pub online: bool,
     /// The release the device's retained notice currently offers.
     pub notice_release: Option<i64>,
+    /// Its group (staged rollouts), if any.
+    pub group: Option<String>,
 }
 
 /// A release announced on a channel.
@@ -474,11 +517,13 @@ fn device_row(row: &Row<'_>) -> rusqlite::Result<Device> {
         last_seen: row.get::<_, Option<i64>>(8)?.map(u),
         online: row.get(9)?,
         notice_release: row.get(10)?,
+        group: row.get(11)?,
     })
 }
 
 const DEVICE_COLUMNS: &str =
-    "id, mac, model, hardware, version, sha256, security_version, added, last_seen, online, notice_release";
+    "id, mac, model, hardware, version, sha256, security_version, added, last_seen, online, notice_release, \
+     device_group";
 
 const RELEASE_COLUMNS: &str = "id, channel, seq, vendor, vendor_key, model, version, \
      security_version, hardware, cid, sha256, size, manifest, state, reason, path, received, updated";
@@ -546,6 +591,23 @@ fn update_row(row: &Row<'_>) -> rusqlite::Result<DeviceUpdate> {
     })
 }
 
+/// Brings an older registry up to date. Checks columns rather than the version number, so it is
+/// safe to run on any registry.
+fn migrate(conn: &Connection) -> Result<(), RegistryError> {
+    let has_group: bool = conn
+        .query_row(
+            "SELECT 1 FROM pragma_table_info('devices') WHERE name = 'device_group'",
+            [],
+            |_| Ok(true),
+        )
+        .optional()?
+        .unwrap_or(false);
+    if !has_group {
+        conn.execute_batch("ALTER TABLE devices ADD COLUMN device_group TEXT")?;
+    }
+    Ok(())
+}
+
 impl Registry {
     /// Opens (creating if needed) the registry at `path`.
     pub fn open(path: &Path) -> Result<Registry, RegistryError> {
@@ -564,6 +626,7 @@ impl Registry {
             )));
         }
         conn.execute_batch(SCHEMA)?;
+        migrate(&conn)?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         Ok(Registry {
             conn: Arc::new(Mutex::new(conn)),
@@ -587,7 +650,7 @@ impl Registry {
     /// Registers a device.
     pub fn add_device(&self, device: &NewDevice) -> Result<(), RegistryError> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let exists: bool = tx
             .query_row("SELECT 1 FROM devices WHERE id = ?1", [&device.id], |_| {
                 Ok(true)
@@ -614,7 +677,7 @@ impl Registry {
     /// Removes a device and its update history.
     pub fn remove_device(&self, id: &str) -> Result<(), RegistryError> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute("DELETE FROM updates WHERE device_id = ?1", [id])?;
         if tx.execute("DELETE FROM devices WHERE id = ?1", [id])? == 0 {
             return Err(RegistryError::UnknownDevice(id.to_string()));
@@ -674,7 +737,7 @@ impl Registry {
     ) -> Result<StatusOutcome, RegistryError> {
         let now = i(unix_now());
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let device = tx
             .query_row(
                 &format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE id = ?1"),
@@ -736,7 +799,7 @@ impl Registry {
     /// Records that a device was heard from (`online`) or disconnected.
     pub fn set_device_online(&self, id: &str, online: bool) -> Result<(), RegistryError> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let changed = if online {
             tx.execute(
                 "UPDATE devices SET online = 1, last_seen = ?2 WHERE id = ?1",
@@ -757,7 +820,7 @@ impl Registry {
     pub fn set_device_notice(&self, id: &str, release: Option<i64>) -> Result<(), RegistryError> {
         let now = i(unix_now());
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         if tx.execute(
             "UPDATE devices SET notice_release = ?2 WHERE id = ?1",
             params![id, release],
@@ -787,7 +850,7 @@ impl Registry {
         let hardware = serde_json::to_string(&release.hardware)
             .map_err(|e| RegistryError::Corrupt(e.to_string()))?;
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let existing: Option<i64> = tx
             .query_row(
                 "SELECT id FROM releases WHERE channel = ?1 AND seq = ?2",
@@ -819,6 +882,10 @@ impl Registry {
             ],
         )?;
         let id = tx.last_insert_rowid();
+        // The gateway's default plan applies to every release announced after it was set.
+        if let Some(plan) = default_plan(&tx)? {
+            insert_rollout(&tx, id, &plan, 0, 0, now)?;
+        }
         tx.commit()?;
         Ok((id, true))
     }
@@ -881,7 +948,7 @@ impl Registry {
         path: Option<&Path>,
     ) -> Result<bool, RegistryError> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let changed = tx.execute(
             "UPDATE releases SET state = ?2, reason = ?3, path = COALESCE(?4, path), updated = ?5 \
              WHERE id = ?1 AND state != 'revoked'",
@@ -906,7 +973,7 @@ impl Registry {
         reason: &str,
     ) -> Result<Vec<i64>, RegistryError> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let ids: Vec<i64> = {
             let mut stmt = tx.prepare(
                 "SELECT id FROM releases WHERE channel = ?1 AND model = ?2 AND version = ?3 \
@@ -966,7 +1033,7 @@ impl Registry {
     /// Records a subscribed channel (again: keeps its position).
     pub fn add_channel(&self, channel: &NewChannel) -> Result<(), RegistryError> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute(
             "INSERT INTO channels (id, vendor, vendor_key, added) VALUES (?1, ?2, ?3, ?4) \
              ON CONFLICT (id) DO UPDATE SET vendor = ?2, vendor_key = ?3",
@@ -1011,7 +1078,7 @@ impl Registry {
         next_seq: u64,
     ) -> Result<(), RegistryError> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute(
             "UPDATE channels SET cursor = ?2, next_seq = ?3, last_message = ?4, error = NULL \
              WHERE id = ?1",
@@ -1029,7 +1096,7 @@ impl Registry {
         valid_until: u64,
     ) -> Result<(), RegistryError> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute(
             "UPDATE channels SET heartbeat_time = ?2, heartbeat_valid_until = ?3 WHERE id = ?1",
             params![id, i(time), i(valid_until)],
@@ -1041,7 +1108,7 @@ impl Registry {
     /// Records the channel's freshness.
     pub fn set_channel_health(&self, id: &str, health: ChannelHealth) -> Result<(), RegistryError> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute(
             "UPDATE channels SET freshness = ?2 WHERE id = ?1",
             params![id, health.as_str()],
@@ -1053,7 +1120,7 @@ impl Registry {
     /// Records (or clears) the error that keeps a channel from being followed.
     pub fn set_channel_error(&self, id: &str, error: Option<&str>) -> Result<(), RegistryError> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute(
             "UPDATE channels SET error = ?2 WHERE id = ?1",
             params![id, error],
@@ -1067,7 +1134,7 @@ impl Registry {
     /// Appends to the event log.
     pub fn log(&self, level: EventLevel, message: &str) -> Result<(), RegistryError> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute(
             "INSERT INTO events (time, level, message) VALUES (?1, ?2, ?3)",
             params![i(unix_now()), level.as_str(), message],
@@ -1144,6 +1211,34 @@ mod tests {
             model: "lamp".into(),
             hardware: hw.into(),
         }
+    }
+
+    #[test]
+    fn writers_on_separate_connections_wait_for_each_other() {
+        // As `gateway device add` processes racing each other and a running gateway: each writer
+        // reads, then writes; with deferred transactions the second writer failed at once with
+        // SQLITE_BUSY instead of waiting for the lock.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("r.sqlite");
+        Registry::open(&path).expect("open");
+        let writers: Vec<_> = (0..4)
+            .map(|w| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    let registry = Registry::open(&path).expect("open");
+                    for n in 0..40 {
+                        registry
+                            .add_device(&lamp(&format!("lamp-{w}-{n}"), "rev-a"))
+                            .expect("add while others add");
+                    }
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.join().expect("writer");
+        }
+        let registry = Registry::open(&path).expect("open");
+        assert_eq!(registry.devices().expect("devices").len(), 160);
     }
 
     fn release(seq: u64, version: &str) -> NewRelease {

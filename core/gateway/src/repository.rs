@@ -8,11 +8,11 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use fwledger::FetchError;
 use sha2::{Digest, Sha256};
 
+use crate::health::{is_disk_full, Component};
 use crate::registry::{EventLevel, Release, ReleaseState};
 use crate::service::Core;
 
@@ -53,8 +53,18 @@ async fn already_present(path: PathBuf, size: u64, sha256: [u8; 32]) -> bool {
     )
 }
 
-/// Fetches a release into the repository, retrying network failures with backoff; marks it
-/// verified (and offers it) or failed (content that does not match its manifest).
+/// Which component a failed fetch is blamed on, and how it is shown.
+fn blame(error: &FetchError) -> (Component, String) {
+    match error {
+        FetchError::Io(e) if is_disk_full(e) => (Component::Disk, format!("disk full: {e}")),
+        FetchError::Io(e) => (Component::Disk, format!("repository: {e}")),
+        other => (Component::Store, other.to_string()),
+    }
+}
+
+/// Fetches a release into the repository, retrying store and disk failures with backoff and
+/// jitter; marks it verified (and offers it) or failed (content that does not match its
+/// manifest).
 pub(crate) async fn fetch_release(core: &Arc<Core>, release: Release) {
     let what = format!("{} {}", release.model, release.version);
     let manifest = match core.manifest(&release) {
@@ -85,7 +95,7 @@ pub(crate) async fn fetch_release(core: &Arc<Core>, release: Release) {
         // Not ours to trust: a file under the final name that does not match is replaced.
         let _ = std::fs::remove_file(&dest);
     }
-    let mut backoff = Duration::from_secs(1);
+    let mut backoff = core.backoff();
     let mut attempt = 0u32;
     while !dest.is_file() {
         attempt += 1;
@@ -97,7 +107,11 @@ pub(crate) async fn fetch_release(core: &Arc<Core>, release: Release) {
         )
         .await;
         let error = match result {
-            Ok(()) => break,
+            Ok(()) => {
+                core.component_ok(Component::Store);
+                core.component_ok(Component::Disk);
+                break;
+            }
             Err(e) => e,
         };
         let bad_data = match &error {
@@ -116,22 +130,31 @@ pub(crate) async fn fetch_release(core: &Arc<Core>, release: Release) {
             core.log(EventLevel::Error, &format!("{what}: {reason}"));
             return;
         }
+        let (component, shown) = blame(&error);
+        let wait = backoff.next_random();
+        core.component_failed(component, &shown, Some(wait));
+        if component == Component::Disk {
+            // The store answered; only the gateway's disk is in the way.
+            core.component_ok(Component::Store);
+        }
         let _ = core.registry.set_release_state(
             release.id,
             ReleaseState::Fetching,
-            Some(&format!("attempt {attempt} failed: {error}")),
+            Some(&format!("attempt {attempt} failed: {shown}")),
             None,
         );
         if attempt.is_power_of_two() {
             core.log(
                 EventLevel::Warning,
-                &format!("{what}: fetch attempt {attempt} failed: {error}; retrying"),
+                &format!(
+                    "{what}: fetch attempt {attempt} failed: {shown}; retrying in {:.1} s",
+                    wait.as_secs_f64()
+                ),
             );
         }
-        if !core.pause(backoff).await {
+        if !core.pause(wait).await {
             return;
         }
-        backoff = (backoff * 2).min(core.timing.max_backoff);
     }
     let changed =
         core.registry

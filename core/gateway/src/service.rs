@@ -25,9 +25,10 @@ use tokio_util::task::TaskTracker;
 
 use crate::broker::{Broker, BrokerError};
 use crate::config::{GatewayConfig, GatewayPaths, GATEWAY_IDENTITY};
+use crate::health::{Backoff, Component, Health};
 use crate::http::{router, HttpServer, HttpState};
 use crate::mqtt::{BrokerUrl, DeviceMessage, MqttError};
-use crate::notify::{choose, notice, Offer};
+use crate::notify::{choose_where, notice, Offer};
 use crate::registry::{
     Device, EventLevel, Registry, RegistryError, Release, ReleaseState, UpdateStage,
 };
@@ -75,7 +76,10 @@ pub struct Timing {
     pub stall: Duration,
     /// How long queueing one MQTT publish may take.
     pub publish: Duration,
-    /// Longest wait between retries of the ledger or the content store.
+    /// First wait before retrying a failing ledger, content store or disk (doubled per failed
+    /// attempt, with jitter, up to `max_backoff`).
+    pub min_backoff: Duration,
+    /// Longest wait between retries of the ledger, the content store or the disk.
     pub max_backoff: Duration,
     /// How long `start` waits for the broker connection before going on without it.
     pub connect: Duration,
@@ -88,6 +92,7 @@ impl Default for Timing {
             channel_poll: Duration::from_secs(2),
             stall: fwledger::fetch::DEFAULT_STALL_TIMEOUT,
             publish: Duration::from_secs(10),
+            min_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(60),
             connect: Duration::from_secs(10),
         }
@@ -233,6 +238,7 @@ impl Gateway {
             .http
             .unwrap_or(SocketAddr::new(config.bind, config.https_port));
         let metrics = Arc::new(crate::metrics::GatewayMetrics::default());
+        metrics.health().reset(fwledger::unix_now());
         let http_state = HttpState {
             home: self.home.clone(),
             registry: registry.clone(),
@@ -302,7 +308,10 @@ impl Gateway {
             last_check: Mutex::new(HashMap::new()),
             followers: Mutex::new(HashMap::new()),
             notices: tokio::sync::Mutex::new(()),
+            health: metrics.health().clone(),
             metrics,
+            gates: Mutex::new(Arc::new(crate::rollout::Gates::default())),
+            rollouts_checked: Mutex::new(None),
         });
         core.log(
             EventLevel::Info,
@@ -319,6 +328,7 @@ impl Gateway {
             messages_tx,
             log_tx,
             connected_tx,
+            core.health.clone(),
             cancel.clone(),
         ));
         {
@@ -435,13 +445,17 @@ async fn drive_mqtt(
     messages: mpsc::Sender<DeviceMessage>,
     log: mpsc::UnboundedSender<(EventLevel, String)>,
     connected: watch::Sender<bool>,
+    health: Health,
     cancel: CancellationToken,
 ) {
     let filters = vec![
         SubscribeFilter::new(fwledger_link::topics::ALL_STATUS.into(), QoS::AtLeastOnce),
         SubscribeFilter::new(fwledger_link::topics::ALL_CHECK.into(), QoS::AtLeastOnce),
     ];
-    crate::mqtt::drive(eventloop, client, filters, messages, log, connected, cancel).await
+    crate::mqtt::drive(
+        eventloop, client, filters, messages, log, connected, health, cancel,
+    )
+    .await
 }
 
 /// The service's shared state.
@@ -467,6 +481,12 @@ pub(crate) struct Core {
     notices: tokio::sync::Mutex<()>,
     /// Counters for `/metrics`.
     metrics: Arc<crate::metrics::GatewayMetrics>,
+    /// The state of the broker, ledger, store and disk (shared with the web UI via `metrics`).
+    pub(crate) health: Health,
+    /// Which devices each staged rollout lets be offered its release (rebuilt every pass).
+    gates: Mutex<Arc<crate::rollout::Gates>>,
+    /// When a status report last made the rollouts be judged (rate limit).
+    rollouts_checked: Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for Core {
@@ -485,6 +505,37 @@ impl Core {
     /// Appends to the event log (a failing log write is not worth failing anything for).
     pub(crate) fn log(&self, level: EventLevel, message: &str) {
         let _ = self.registry.log(level, message);
+    }
+
+    /// A fresh retry schedule for a failing component.
+    pub(crate) fn backoff(&self) -> Backoff {
+        Backoff::new(self.timing.min_backoff, self.timing.max_backoff)
+    }
+
+    /// Records a failure of `component`, retried after `retry_in`; logs the change from ok to
+    /// failing once.
+    pub(crate) fn component_failed(
+        &self,
+        component: Component,
+        error: &str,
+        retry_in: Option<Duration>,
+    ) {
+        if self
+            .health
+            .failed(component, error, retry_in, fwledger::unix_now())
+        {
+            self.log(
+                EventLevel::Warning,
+                &format!("{component} failing: {error}; retrying with backoff"),
+            );
+        }
+    }
+
+    /// Records a success of `component`; logs its recovery once.
+    pub(crate) fn component_ok(&self, component: Component) {
+        if self.health.recovered(component, fwledger::unix_now()) {
+            self.log(EventLevel::Info, &format!("{component} works again"));
+        }
     }
 
     /// The verified manifest of a release (cached).
@@ -618,7 +669,17 @@ impl Core {
             _ => return,
         };
         let now = fwledger::unix_now();
-        let target = choose(offers, &device, now);
+        let mut gates = lock(&self.gates).clone();
+        if offers.iter().any(|o| !gates.covers(o.release.id)) {
+            // A release newer than the gates (perhaps under the default plan): rebuild first.
+            if let Ok((fresh, _)) = self.registry.rollout_gates() {
+                gates = Arc::new(fresh);
+                *lock(&self.gates) = gates.clone();
+            }
+        }
+        let target = choose_where(offers, &device, now, |o| {
+            gates.allows(o.release.id, &device.id)
+        });
         let target_id = target.map(|o| o.release.id);
         if target_id == device.notice_release && !republish {
             return;
@@ -734,6 +795,9 @@ impl Core {
         }
         let version_changed = outcome.previous_version.as_deref() != Some(status.version.as_str());
         let finished = outcome.update.is_some_and(|(_, stage)| stage.is_final());
+        if let Some((release, stage)) = outcome.update.filter(|_| finished) {
+            self.judge_rollout_after(release, stage).await;
+        }
         if version_changed || finished {
             if let Ok(Some(device)) = self.registry.device(id) {
                 let offers = self.offers(&device.model);
@@ -817,6 +881,81 @@ impl Core {
                 self.consider_release(release.id).await;
             }
         }
+        self.judge_rollouts();
         self.refresh_devices(None).await;
+    }
+
+    // ----- staged rollouts -----
+
+    /// Judges every rollout (halt, advance, complete) and rebuilds the offer gates; returns
+    /// whether a rollout moved.
+    fn judge_rollouts(&self) -> bool {
+        let mut moved_any = false;
+        // A move (advance) can make the next stage done at once (devices already on it).
+        for _ in 0..4 {
+            let (gates, statuses) = match self.registry.rollout_gates() {
+                Ok(found) => found,
+                Err(e) => {
+                    self.log(EventLevel::Error, &format!("registry: {e}"));
+                    return moved_any;
+                }
+            };
+            *lock(&self.gates) = Arc::new(gates);
+            let now = fwledger::unix_now();
+            let mut moved = false;
+            for status in &statuses {
+                let Some(step) = crate::rollout::evaluate(&status.rollout, &status.counts, now)
+                else {
+                    continue;
+                };
+                match self.registry.apply_rollout(status, &step) {
+                    Ok(Some(_)) => moved = true,
+                    Ok(None) => {}
+                    Err(e) => self.log(EventLevel::Error, &format!("registry: {e}")),
+                }
+            }
+            if !moved {
+                return moved_any;
+            }
+            moved_any = true;
+        }
+        if let Ok((gates, _)) = self.registry.rollout_gates() {
+            *lock(&self.gates) = Arc::new(gates);
+        }
+        moved_any
+    }
+
+    /// A device finished an update to `release`: if a staged rollout of it is active, judge it
+    /// now (at most once a second; the reconcile pass does the rest), so a failing release halts
+    /// before more devices get it.
+    async fn judge_rollout_after(&self, release: i64, stage: UpdateStage) {
+        let active = matches!(
+            self.registry.rollout(release),
+            Ok(Some(r)) if matches!(
+                r.state,
+                crate::rollout::RolloutState::Active | crate::rollout::RolloutState::Waiting
+            )
+        );
+        if !active {
+            return;
+        }
+        let failed = matches!(stage, UpdateStage::Failed | UpdateStage::RolledBack);
+        {
+            let mut last = lock(&self.rollouts_checked);
+            let now = Instant::now();
+            if !failed && last.is_some_and(|t| now.duration_since(t) < Duration::from_secs(1)) {
+                return;
+            }
+            *last = Some(now);
+        }
+        if self.judge_rollouts() {
+            let model = self
+                .registry
+                .release(release)
+                .ok()
+                .flatten()
+                .map(|r| r.model);
+            self.refresh_devices(model.as_deref()).await;
+        }
     }
 }

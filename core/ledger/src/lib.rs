@@ -126,8 +126,10 @@ pub trait Ledger: Send + Sync {
 /// - `""` or `"embedded"`: the embedded SQLite ledger at `home/ledger.sqlite`.
 /// - `sqlite:PATH`: an SQLite ledger at `PATH` (a relative path is taken from the current
 ///   directory).
-/// - anything else, including `iota+https://…` (not implemented yet):
-///   [`LedgerError::Unsupported`].
+/// - `iota+https://…` / `iota+http://…`: [`LedgerError::Unsupported`] here — the IOTA Rebased
+///   backend lives in the `fwledger-iota` crate, which this crate does not link; use
+///   `fwledger::Backends::open` (feature `iota`) or `fwledger_iota::open`.
+/// - anything else: [`LedgerError::Unsupported`].
 ///
 /// Parent directories of the SQLite file are created as needed.
 pub fn open(url: &str, home: &Path) -> Result<Arc<dyn Ledger>, LedgerError> {
@@ -151,8 +153,9 @@ pub fn open(url: &str, home: &Path) -> Result<Arc<dyn Ledger>, LedgerError> {
     }
     if url.starts_with("iota+") {
         return Err(LedgerError::Unsupported(format!(
-            "the IOTA ledger backend ({url}) is not available in this build yet; \
-             use sqlite:PATH or embedded"
+            "the IOTA ledger backend ({url}) is not linked into this program: it lives in \
+             fwledger-iota (fwledger with feature `iota`, on by default in the fwledger CLI); \
+             use sqlite:PATH or embedded here"
         )));
     }
     let scheme = url.split_once(':').map_or(url, |(scheme, _)| scheme);

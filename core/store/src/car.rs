@@ -103,7 +103,7 @@ impl<W: Write> CarWriter<W> {
 }
 
 /// The CIDs a block links to, in link order (none for raw blocks).
-fn links(cid: &Cid, bytes: &[u8]) -> Result<Vec<Cid>, StoreError> {
+pub(crate) fn links(cid: &Cid, bytes: &[u8]) -> Result<Vec<Cid>, StoreError> {
     if cid.codec() != block::DAG_PB {
         return Ok(Vec::new());
     }

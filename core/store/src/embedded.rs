@@ -122,6 +122,18 @@ impl ContentStore for EmbeddedStore {
         .await
         .map_err(task_failed)?
     }
+
+    async fn get_block(&self, cid: &str) -> Result<Vec<u8>, StoreError> {
+        let cid = parse_cid(cid)?;
+        let dir = Arc::clone(&self.dir);
+        spawn_blocking(move || {
+            let bytes = dir.read_unverified(&cid)?;
+            crate::block::verify(&cid, &bytes)?;
+            Ok(bytes)
+        })
+        .await
+        .map_err(task_failed)?
+    }
 }
 
 /// State of a [`ContentStream`] from the embedded store: one block is read per poll, so the

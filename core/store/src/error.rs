@@ -49,8 +49,16 @@ pub enum StoreError {
     #[error("unknown CID profile {0:?} (known: unixfs-v1-2025, unixfs-v0-2015)")]
     UnknownProfile(String),
     /// A content-store URL whose backend is not available in this build.
-    #[error("unsupported content store {0:?} (supported: \"embedded\", \"embedded:PATH\", \"kubo+http://HOST:PORT\")")]
+    #[error("unsupported content store {0:?} (supported: \"embedded\", \"embedded:PATH\", \"kubo+http://HOST:PORT\", \"https://GATEWAY\")")]
     Unsupported(String),
+    /// A write (`add`, `pin`) to a store that can only be read, such as a trustless gateway.
+    #[error("content store {store} is read-only: {hint}")]
+    ReadOnly {
+        /// The store, as its URL.
+        store: String,
+        /// What to do instead.
+        hint: String,
+    },
 }
 
 impl StoreError {

@@ -334,6 +334,14 @@ impl ContentStore for KuboStore {
         self.json_reply(response).await?;
         Ok(())
     }
+
+    async fn get_block(&self, cid: &str) -> Result<Vec<u8>, StoreError> {
+        let cid = parse_cid(cid)?;
+        let bytes = self.block(&cid).await?;
+        spawn_blocking(move || crate::block::verify(&cid, &bytes).map(|()| bytes))
+            .await
+            .map_err(task_failed)?
+    }
 }
 
 /// State of a [`ContentStream`] from Kubo: one block is fetched per step, so nothing runs
@@ -431,13 +439,16 @@ fn same_cid(a: &str, b: &str) -> bool {
     a == b || matches!((Cid::try_from(a), Cid::try_from(b)), (Ok(x), Ok(y)) if x == y)
 }
 
-enum ReadError {
+pub(crate) enum ReadError {
     TooLong,
     Http(reqwest::Error),
 }
 
 /// Reads a response body, refusing more than `limit` bytes without buffering them.
-async fn read_limited(mut response: Response, limit: usize) -> Result<Vec<u8>, ReadError> {
+pub(crate) async fn read_limited(
+    mut response: Response,
+    limit: usize,
+) -> Result<Vec<u8>, ReadError> {
     if response.content_length().is_some_and(|n| n > limit as u64) {
         return Err(ReadError::TooLong);
     }
@@ -472,7 +483,7 @@ fn api_url(base_url: &str) -> Result<Url, StoreError> {
 }
 
 /// rustls with ring (the workspace's one provider) and the platform's roots, for `https://`.
-fn tls_config() -> Result<rustls::ClientConfig, StoreError> {
+pub(crate) fn tls_config() -> Result<rustls::ClientConfig, StoreError> {
     let tls = |e: rustls::Error| StoreError::Unsupported(format!("TLS setup: {e}"));
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier = rustls_platform_verifier::Verifier::new(Arc::clone(&provider)).map_err(tls)?;
@@ -485,7 +496,7 @@ fn tls_config() -> Result<rustls::ClientConfig, StoreError> {
 }
 
 /// A blocking task that did not finish: a panic while decoding hostile data is bad data.
-fn task_failed(e: JoinError) -> StoreError {
+pub(crate) fn task_failed(e: JoinError) -> StoreError {
     if e.is_panic() {
         StoreError::Malformed(format!("decoder failed: {e}"))
     } else {

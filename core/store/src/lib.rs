@@ -8,6 +8,9 @@
 //! * [`EmbeddedStore`] (feature `embedded`, on by default): a local block directory;
 //! * [`KuboStore`] (feature `kubo`, on by default): a Kubo node's RPC API (`kubo+http://…`);
 //! * [`export_car`] / [`import_car`]: CAR v1 files for moving content without a network;
+//! * [`TrustlessStore`] (feature `trustless`, on by default): any IPFS trustless HTTP gateway
+//!   (`https://…`), read-only; [`trustless_router`] / [`serve_trustless`] (feature `server`):
+//!   serve any store as one;
 //! * [`open`]: pick a store from a configuration string.
 //!
 //! Every block read from anywhere is hashed against its CID before any of its bytes are used;
@@ -61,9 +64,53 @@
 //!   be reached, or a block nobody serves within the timeout, is [`StoreError::Unavailable`];
 //!   Kubo's own error `Message` is carried in the error text.
 //!
+//! `kubo+http://HOST:PORT?timeout=5s` sets the one-block timeout ([`KuboTimeouts::request`]).
+//!
 //! For a private swarm (vendor and gateway nodes sharing only a `swarm.key`), run each Kubo with
-//! the key in its `IPFS_PATH`, `LIBP2P_FORCE_PNET=1`, an empty `Bootstrap` list, and connect
-//! them with `ipfs swarm connect`; see `tests/common/kubo.rs` for a complete setup.
+//! the key in its `IPFS_PATH`, `LIBP2P_FORCE_PNET=1`, an empty `Bootstrap` list, TCP transports
+//! only, and peer them: `fwledger ipfs swarm-key` makes a key and `fwledger ipfs kubo-config`
+//! prints the commands; `tests/common/kubo.rs` is a complete setup for tests.
+//!
+//! # IPFS Cluster
+//!
+//! `kubo+http://KUBO:5001?cluster=http://CLUSTER:9094&replication=N` (or `replication=MIN-MAX`,
+//! or `-1` for every peer) opens a [`ClusterStore`]: adds and reads are the Kubo node's, exactly
+//! as above (so the CID is the one [`cid_of_file`] gives, and every block read is verified);
+//! **pin** goes through the cluster's REST API — `POST /pins/{cid}?replication-min=N&
+//! replication-max=M&name=fwledger` — and then polls `GET /pins/{cid}` until at least `MIN`
+//! cluster peers report `pinned` (bounded by [`KuboTimeouts::transfer`]). The other peers' Kubo
+//! nodes fetch the blocks from the adding node over their swarm, so `Vendor::publish` (add, then
+//! pin) announces a release only once it is stored on `MIN` nodes. A replication the cluster
+//! cannot satisfy, or a cluster that cannot be reached, is [`StoreError::Unavailable`] with the
+//! cluster's message. Without `replication`, the cluster's configured factor applies.
+//!
+//! # Trustless gateways
+//!
+//! `https://HOST[:PORT][/PATH]` (or `http://…`) opens a [`TrustlessStore`] on an IPFS HTTP
+//! gateway speaking the [trustless gateway protocol][spec] — Kubo's gateway, a public one, or
+//! a vendor node running [`serve_trustless`] (`fwledger ipfs serve`). It is read-only (`add`
+//! and `pin` fail with [`StoreError::ReadOnly`]) and trusted with nothing:
+//!
+//! * **get** asks for one CAR stream, `GET /ipfs/{cid}?format=car&dag-scope=entity` with
+//!   `Accept: application/vnd.ipld.car; version=1; order=dfs; dups=y`. Each section must carry
+//!   exactly the block the verified walk needs next (so links are followed only from verified
+//!   blocks); it is hashed against its CID before use. Wrong bytes are
+//!   [`StoreError::BlockMismatch`]; a foreign, misordered or extra block, trailing data or a
+//!   section longer than one block is [`StoreError::Malformed`]; a file larger than the
+//!   caller's limit is [`StoreError::TooLarge`]; a stream that ends early or stalls longer than
+//!   [`GatewayTimeouts::idle`] is [`StoreError::Unavailable`]. With `dups=n` a repeated block is fetched again as a raw block;
+//!   a gateway that does not answer with an `order=dfs` CAR v1 is read block by block
+//!   (`?format=raw`, `Accept: application/vnd.ipld.raw`), as is every file with
+//!   [`TrustlessStore::blocks_only`].
+//! * **has** is `HEAD /ipfs/{cid}?format=raw` with `Cache-Control: only-if-cached` (the
+//!   gateway's own blocks; `412`/`404` mean absent).
+//!
+//! The server ([`trustless_router`]) answers `GET`/`HEAD /ipfs/{cid}` with `format=raw|car` or
+//! the matching `Accept`, streams CARs depth-first one block at a time (`dups=n` unless `dups=y`
+//! is asked for), serves only blocks that verify, and sends `X-Content-Type-Options: nosniff`
+//! and immutable caching; status codes are listed on [`trustless_router`].
+//!
+//! [spec]: https://specs.ipfs.tech/http-gateways/trustless-gateway/
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 // the block, walk and CAR layers serve the backends; a build without the embedded store leaves
@@ -86,14 +133,24 @@ mod walk;
 mod atomic_file;
 #[cfg(feature = "embedded")]
 mod blockdir;
+#[cfg(feature = "kubo")]
+mod cluster;
 #[cfg(feature = "embedded")]
 mod embedded;
 #[cfg(feature = "kubo")]
 mod kubo;
+#[cfg(feature = "kubo")]
+mod kubo_url;
+#[cfg(feature = "trustless")]
+mod trustless;
+#[cfg(feature = "server")]
+mod trustless_server;
 
 #[cfg(feature = "embedded")]
 pub use crate::car::{export_car, import_car};
 pub use crate::cid::{cid_of_file, cid_of_reader};
+#[cfg(feature = "kubo")]
+pub use crate::cluster::{ClusterStore, Replication};
 #[cfg(feature = "embedded")]
 pub use crate::embedded::EmbeddedStore;
 pub use crate::error::StoreError;
@@ -102,3 +159,7 @@ pub use crate::kubo::{KuboStore, KuboTimeouts};
 pub use crate::open::{embedded_dir, open};
 pub use crate::profile::Profile;
 pub use crate::store::{Added, ContentStore, ContentStream};
+#[cfg(feature = "trustless")]
+pub use crate::trustless::{GatewayTimeouts, TrustlessStore};
+#[cfg(feature = "server")]
+pub use crate::trustless_server::{serve_trustless, trustless_router};

@@ -28,20 +28,40 @@ pub fn embedded_dir(url: &str, home: &Path) -> Result<Option<PathBuf>, StoreErro
 ///
 /// * the embedded store (see [`embedded_dir`]);
 /// * `kubo+http://HOST:PORT` or `kubo+https://HOST[:PORT]` — a Kubo node's RPC API
-///   (`KuboStore`, feature `kubo`); no request is made until the store is used.
+///   (`KuboStore`, feature `kubo`); no request is made until the store is used. Options:
+///   `?timeout=5s` (one block), `?cluster=http://HOST:9094&replication=N` (pin through IPFS
+///   Cluster: `ClusterStore`);
+/// * `https://HOST[:PORT][/PATH]` or `http://…` — an IPFS trustless HTTP gateway, read-only
+///   (`TrustlessStore`, feature `trustless`); no request is made until the store is used.
 ///
-/// Other URLs (`https://…` gateways) fail with [`StoreError::Unsupported`].
+/// Anything else fails with [`StoreError::Unsupported`].
 pub fn open(url: &str, home: &Path) -> Result<Arc<dyn ContentStore>, StoreError> {
     if let Some(api) = kubo_api(url) {
         return open_kubo(api);
+    }
+    let trimmed = url.trim();
+    if trimmed.starts_with("http://") || trimmed.starts_with("https://") {
+        return open_gateway(trimmed);
     }
     match embedded_dir(url, home)? {
         Some(dir) => open_embedded(&dir),
         None => Err(StoreError::Unsupported(format!(
             "store URL {url:?} is not supported by this build; \
-             expected embedded, embedded:PATH or kubo+http://HOST:PORT"
+             expected embedded, embedded:PATH, kubo+http://HOST:PORT or https://GATEWAY"
         ))),
     }
+}
+
+#[cfg(feature = "trustless")]
+fn open_gateway(url: &str) -> Result<Arc<dyn ContentStore>, StoreError> {
+    Ok(Arc::new(crate::TrustlessStore::new(url)?))
+}
+
+#[cfg(not(feature = "trustless"))]
+fn open_gateway(url: &str) -> Result<Arc<dyn ContentStore>, StoreError> {
+    Err(StoreError::Unsupported(format!(
+        "{url} (built without the `trustless` feature)"
+    )))
 }
 
 /// The RPC API URL of a `kubo+http(s)://…` store URL.
@@ -52,7 +72,8 @@ fn kubo_api(url: &str) -> Option<&str> {
 
 #[cfg(feature = "kubo")]
 fn open_kubo(api: &str) -> Result<Arc<dyn ContentStore>, StoreError> {
-    Ok(Arc::new(crate::KuboStore::new(api)?))
+    // options (`?timeout=`, `?cluster=&replication=`): see `kubo_url`
+    crate::kubo_url::open(api)
 }
 
 #[cfg(not(feature = "kubo"))]

@@ -45,4 +45,15 @@ pub trait ContentStore: Send + Sync {
 
     /// Protects `cid` from removal.
     async fn pin(&self, cid: &str) -> Result<(), StoreError>;
+
+    /// The bytes of the single block `cid`, hashed against the CID before they are returned
+    /// (any codec; at most 2 MiB). This is what a trustless gateway serves.
+    ///
+    /// The default implementation fails with [`StoreError::Unsupported`]; every store of this
+    /// crate implements it.
+    async fn get_block(&self, cid: &str) -> Result<Vec<u8>, StoreError> {
+        Err(StoreError::Unsupported(format!(
+            "block {cid}: this content store cannot serve single blocks"
+        )))
+    }
 }

@@ -317,8 +317,8 @@ async fn open_picks_backend_from_url() {
     let elsewhere = home.path().join("elsewhere");
     fwledger_store::open(&format!("embedded:{}", elsewhere.display()), home.path()).unwrap();
     assert!(elsewhere.join("blocks").is_dir());
-    // (kubo+http://… is a backend of its own now: tests/kubo.rs)
-    for url in ["https://ipfs.example", "ftp://x", "embedded:"] {
+    // (kubo+http://… and https://GATEWAY are backends of their own: tests/kubo.rs, trustless.rs)
+    for url in ["ftp://x", "embedded:"] {
         let err = fwledger_store::open(url, home.path()).err().unwrap();
         assert!(
             matches!(&err, StoreError::Unsupported(u) if u.contains(url)),

@@ -33,6 +33,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -66,6 +67,22 @@ const ADMIN_FORMAT: u32 = 1;
 const MIN_PASSWORD_LEN: usize = 12;
 /// Unambiguous lower-case letters and digits (no 0/o, 1/l/i).
 const PASSWORD_ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
+
+/// Seconds added to the monotonic clock that sessions, login forms and the rate limit read.
+static CLOCK_SKEW_SECS: AtomicU64 = AtomicU64::new(0);
+
+/// The clock of every [`Auth`]: the monotonic clock plus [`advance_clock`]'s skew.
+fn now() -> Instant {
+    Instant::now() + Duration::from_secs(CLOCK_SKEW_SECS.load(Ordering::Relaxed))
+}
+
+/// Moves the clock that every [`Auth`] of this process reads forward by `by` (whole seconds):
+/// sessions, login forms and failed-login counts age as if that much time had passed. For tests
+/// of expiry (run them in a test binary of their own, as the skew is process-wide); nothing in
+/// the product calls it.
+pub fn advance_clock(by: Duration) {
+    CLOCK_SKEW_SECS.fetch_add(by.as_secs(), Ordering::Relaxed);
+}
 
 /// Why the administrator account could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -329,7 +346,7 @@ impl Auth {
     /// A token for one login form; the same value goes into the login cookie.
     pub fn new_login_token(&self) -> String {
         let token = random_hex(32);
-        let now = Instant::now();
+        let now = now();
         let mut tables = self.tables();
         tables
             .login_tokens
@@ -361,7 +378,7 @@ impl Auth {
         }
         let mut tables = self.tables();
         match tables.login_tokens.remove(&key(field)) {
-            Some(t) => t.created.elapsed() < LOGIN_TOKEN_LIFETIME,
+            Some(t) => now().duration_since(t.created) < LOGIN_TOKEN_LIFETIME,
             None => false,
         }
     }
@@ -370,13 +387,13 @@ impl Auth {
     pub fn locked_out(&self, client: IpAddr) -> Option<u64> {
         let tables = self.tables();
         let entry = tables.failures.get(&client)?;
-        let elapsed = entry.since.elapsed();
+        let elapsed = now().duration_since(entry.since);
         (entry.count >= MAX_FAILURES && elapsed < FAILURE_WINDOW)
             .then(|| (FAILURE_WINDOW - elapsed).as_secs().max(1))
     }
 
     fn record_failure(&self, client: IpAddr) {
-        let now = Instant::now();
+        let now = now();
         let mut tables = self.tables();
         if tables.failures.len() >= MAX_TRACKED_CLIENTS {
             tables
@@ -447,7 +464,7 @@ impl Auth {
     pub fn create_session(&self) -> String {
         let id = random_hex(32);
         let admin_stamp = self.admin_stamp();
-        let now = Instant::now();
+        let now = now();
         let mut tables = self.tables();
         tables.sessions.retain(|_, s| {
             now.duration_since(s.last_used) < SESSION_IDLE
@@ -479,7 +496,7 @@ impl Auth {
     /// The live session with this id (its idle timer restarts).
     pub fn session(&self, id: &str) -> Option<Session> {
         let admin_stamp = self.admin_stamp();
-        let now = Instant::now();
+        let now = now();
         let mut tables = self.tables();
         let k = key(id);
         let entry = tables.sessions.get_mut(&k)?;
@@ -534,7 +551,7 @@ pub fn clear_cookie(name: &str) -> HeaderValue {
 }
 
 /// Middleware for every web response: no framing, no sniffing, no referrer, no caching of pages,
-/// and a content security policy that allows only this origin's stylesheet and forms.
+/// HTTPS only from now on (HSTS), and a content security policy that allows only this origin's stylesheet and forms.
 pub async fn security_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let h = response.headers_mut();
@@ -553,6 +570,12 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
     h.insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
+    );
+    // Browsers heed HSTS only over HTTPS and ignore it on plain HTTP (RFC 6797 §8.1), so it is
+    // sent always: the UIs serve HTTPS except the portal on loopback.
+    h.insert(
+        header::STRICT_TRANSPORT_SECURITY,
+        HeaderValue::from_static("max-age=31536000"),
     );
     h.entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));

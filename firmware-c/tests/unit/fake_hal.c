@@ -16,6 +16,17 @@ void fake_init(fake *f, uint64_t now) {
     f->status = 200;
     f->now = now;
     f->ticks = 1000;
+    f->cut_at_effect = -1;
+}
+
+/* A persistent effect is about to happen: count it, or cut the power before it. */
+static void effect(fake *f, const char *name) {
+    if (f->cut_at_effect >= 0 && f->effects == f->cut_at_effect && f->power_cut != NULL) {
+        f->writing = -1;
+        longjmp(*f->power_cut, 1);
+    }
+    if (f->effects < FAKE_EFFECTS) f->effect_names[f->effects] = name;
+    f->effects++;
 }
 
 void fake_power_on(fake *f) {
@@ -169,6 +180,7 @@ static int s_held(void *ctx, fwl_slot slot, uint64_t *len) {
 
 static int s_begin(void *ctx, fwl_slot slot, uint64_t size, uint64_t keep) {
     fake *f = (fake *)ctx;
+    effect(f, "slot_begin");
     if (slot == f->active || size > FAKE_SLOT_CAP || keep > f->slot_len[slot]) return FWL_HAL_ERR;
     f->slot_len[slot] = (size_t)keep;
     f->writing = (int)slot;
@@ -177,6 +189,7 @@ static int s_begin(void *ctx, fwl_slot slot, uint64_t size, uint64_t keep) {
 
 static int s_write(void *ctx, fwl_slot slot, const uint8_t *data, size_t len) {
     fake *f = (fake *)ctx;
+    effect(f, "slot_write");
     if (f->slot_write_fails || f->writing != (int)slot || f->slot_len[slot] + len > FAKE_SLOT_CAP)
         return FWL_HAL_ERR;
     memcpy(f->slot[slot] + f->slot_len[slot], data, len);
@@ -197,6 +210,7 @@ static int s_read(void *ctx, fwl_slot slot, uint64_t offset, uint8_t *buf, size_
 
 static int s_finalize(void *ctx, fwl_slot slot, const fwl_image_info *image) {
     fake *f = (fake *)ctx;
+    effect(f, "slot_finalize");
     if (f->writing != (int)slot) return FWL_HAL_ERR;
     f->writing = -1;
     if (f->finalize_invalid) return FWL_HAL_ERR_INVALID_IMAGE;
@@ -205,6 +219,7 @@ static int s_finalize(void *ctx, fwl_slot slot, const fwl_image_info *image) {
 
 static int s_pending(void *ctx, fwl_slot slot) {
     fake *f = (fake *)ctx;
+    effect(f, "set_pending");
     if (slot == f->active) return FWL_HAL_ERR;
     f->pending = (int)slot;
     return FWL_HAL_OK;
@@ -212,6 +227,7 @@ static int s_pending(void *ctx, fwl_slot slot) {
 
 static int s_valid(void *ctx) {
     fake *f = (fake *)ctx;
+    effect(f, "mark_valid");
     f->trial = false;
     f->attempts = 0;
     return FWL_HAL_OK;
@@ -219,6 +235,7 @@ static int s_valid(void *ctx) {
 
 static int s_rollback(void *ctx) {
     fake *f = (fake *)ctx;
+    effect(f, "rollback");
     f->active = FWL_SLOT_OTHER(f->active);
     f->trial = false;
     f->attempts = 0;
@@ -241,6 +258,7 @@ static int k_load(void *ctx, const char *key, uint8_t *buf, size_t cap, size_t *
 static int k_store(void *ctx, const char *key, const uint8_t *data, size_t len) {
     fake *f = (fake *)ctx;
     int i = kv_find(f, key);
+    effect(f, strcmp(key, "record") == 0 ? "store_record" : "store_notice");
     if (f->store_fails_after == 0) return FWL_HAL_ERR;
     if (f->store_fails_after > 0) f->store_fails_after--;
     if (len >= FAKE_KV_CAP) return FWL_HAL_ERR;

@@ -3,6 +3,7 @@
 #ifndef FWL_FAKE_HAL_H
 #define FWL_FAKE_HAL_H
 
+#include <setjmp.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -14,6 +15,7 @@
 #define FAKE_KV_CAP 9000
 #define FAKE_EVENTS 8
 #define FAKE_PUBLISHES 32
+#define FAKE_EFFECTS 64
 
 typedef enum {
     FAKE_HTTP_NORMAL = 0,
@@ -83,6 +85,13 @@ typedef struct fake {
     bool self_check_fails;
     char last_status[2048];
     int statuses;
+    /* power cuts: every persistent effect (slot begin/write/finalize, boot loader calls, state
+     * stores) is counted; the one numbered `cut_at_effect` (>= 0) does not happen: the power
+     * goes first and control returns to `power_cut` (longjmp), storage as it was. */
+    int cut_at_effect; /* -1: never */
+    int effects;
+    jmp_buf *power_cut;
+    const char *effect_names[FAKE_EFFECTS];
 } fake;
 
 extern const fwl_hal fake_hal;

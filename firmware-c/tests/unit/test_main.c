@@ -22,6 +22,7 @@ static const struct {
     {"agent_image", test_agent_image},
     {"agent_resume", test_agent_resume},
     {"agent_rollback", test_agent_rollback},
+    {"agent_power_cut", test_agent_power_cut},
     {"agent_storage", test_agent_storage},
     {"agent_serve", test_agent_serve},
 };

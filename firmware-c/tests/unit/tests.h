@@ -15,6 +15,7 @@ void test_agent_refuse(void);
 void test_agent_image(void);
 void test_agent_resume(void);
 void test_agent_rollback(void);
+void test_agent_power_cut(void);
 void test_agent_storage(void);
 void test_agent_serve(void);
 

@@ -228,6 +228,9 @@ fn load_tls(config: &DeviceConfig) -> Result<Tls, DeviceError> {
         .tls_config(tls_config)
         .http_status_as_error(false)
         .max_redirects(0)
+        // Like a microcontroller, close the connection after each download instead of keeping
+        // it idle: a gateway serving thousands of devices holds no idle TLS sessions.
+        .max_idle_connections(0)
         .https_only(!config.settings.allow_plain_http)
         .timeout_connect(Some(config.connect_timeout))
         .timeout_recv_response(Some(config.read_timeout))
@@ -336,7 +339,7 @@ impl Platform for HostPlatform {
         if self.config.crash_at != Some(point) {
             return;
         }
-        if point == FaultPoint::PendingWrite {
+        if point.is_torn_write() {
             // Power lost while the new record was being written: a torn temp file, no rename.
             let current = std::fs::read(self.slots.dir().join(BOOT_RECORD)).unwrap_or_default();
             let torn = &current[..current.len() / 2];

@@ -7,6 +7,7 @@
 //! | `/api/releases` | `[Release]`, newest first (without the manifest bytes) |
 //! | `/api/updates` | `[DeviceUpdate]`, latest change first |
 //! | `/api/channels` | `[Channel]` |
+//! | `/api/health` | `[ComponentHealth]` ([`crate::health::ComponentHealth`]): broker, ledger, store, disk — `ok`, `state`, `since`, `last_error`, `failures`, `next_retry` |
 //! | `/api/events?after=N&limit=L` | `[Event]` with `id > N`, oldest first, at most `L` (default 100, at most 1000); without `after`: the latest `L`, oldest first. Poll with the last `id` seen. |
 //!
 //! Errors are `{"error": "…"}` with a 4xx/5xx status.
@@ -118,4 +119,8 @@ pub(crate) async fn events(State(web): State<Web>, Query(query): Query<EventQuer
         })
         .await,
     )
+}
+
+pub(crate) async fn health(State(web): State<Web>) -> Response {
+    Json(web.http.metrics.health().snapshot()).into_response()
 }

@@ -8,14 +8,16 @@
 //! | `GET /api/…` | JSON | a session or `Authorization: Bearer` the API token |
 //! | every other page and form | HTML | a session; every `POST` carries the session's CSRF token |
 //! | `GET /fw/{sha256}` | images ([`crate::http`]) | anyone (devices) |
+//! | `GET /api/rollouts…`, `POST /api/rollouts/{release}[/{action}]`, `POST /releases/…/rollout…` | staged rollouts ([`rollout`]) | reads: a session or the API token; changes: a session + CSRF |
 //!
 //! Pages: `/` (overview), `/devices`, `/devices/{id}`, `/devices/{id}/bundle`, `/releases`,
 //! `/updates`, `/channels`, `/repository`, `/events`, `/config` (subscribe a channel, add a
-//! device, download bundles). See [`auth`] for sessions and CSRF, [`api`] for the JSON shapes.
+//! device, download bundles); `/releases` carries the staged-rollout panel. See [`auth`] for sessions and CSRF, [`api`] for the JSON shapes.
 
 pub mod api;
 pub mod auth;
 mod pages;
+pub mod rollout;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -69,6 +71,21 @@ pub fn routes<S>(state: HttpState) -> Router<S> {
         .route("/api/updates", get(api::updates))
         .route("/api/channels", get(api::channels))
         .route("/api/events", get(api::events))
+        .route("/api/rollouts", get(rollout::api_list))
+        .route(
+            "/api/rollouts/{release}",
+            get(rollout::api_show).post(rollout::api_set),
+        )
+        .route(
+            "/api/rollouts/{release}/{action}",
+            post(rollout::api_action),
+        )
+        .route("/releases/rollout", post(rollout::form_set))
+        .route(
+            "/releases/{release}/rollout/{action}",
+            post(rollout::form_action),
+        )
+        .route("/api/health", get(api::health))
         .route_layer(middleware::from_fn_with_state(web.clone(), require_login));
     Router::new()
         .merge(protected)
@@ -175,6 +192,7 @@ async fn metrics(State(web): State<Web>, request: Request) -> Response {
     }
     let registry = web.http.registry.clone();
     let counters = web.http.metrics.counters();
+    let health = web.http.metrics.health().snapshot();
     let snapshot = blocking(move || {
         Ok(Snapshot {
             devices: registry.devices()?,
@@ -183,6 +201,7 @@ async fn metrics(State(web): State<Web>, request: Request) -> Response {
             channels: registry.channels()?,
             counters,
             rss_bytes: process_rss_bytes(),
+            health,
             now: fwledger::unix_now(),
         })
     })

@@ -65,7 +65,7 @@ fn ago(now: u64, then: u64) -> String {
     }
 }
 
-fn when(now: u64, time: Option<u64>) -> Markup {
+pub(super) fn when(now: u64, time: Option<u64>) -> Markup {
     match time {
         Some(t) => html! { span title=(timestamp(t)) { (ago(now, t)) } },
         None => html! { span.muted { "never" } },
@@ -90,7 +90,7 @@ fn short(hex: &str) -> Markup {
     html! { code title=(hex) { (hex.get(..12).unwrap_or(hex)) "…" } }
 }
 
-fn badge(class: &str, text: &str) -> Markup {
+pub(super) fn badge(class: &str, text: &str) -> Markup {
     html! { span class={ "badge " (class) } { (text) } }
 }
 
@@ -164,11 +164,11 @@ fn layout(title: &str, active: &str, session: &Session, body: Markup) -> Markup 
     }
 }
 
-fn page(title: &str, active: &str, session: &Session, body: Markup) -> Response {
+pub(super) fn page(title: &str, active: &str, session: &Session, body: Markup) -> Response {
     Html(layout(title, active, session, body).into_string()).into_response()
 }
 
-fn notice(kind: &str, text: &str) -> Markup {
+pub(super) fn notice(kind: &str, text: &str) -> Markup {
     html! { p class={ "notice " (kind) } role="status" { (text) } }
 }
 
@@ -369,6 +369,32 @@ fn device_rows(devices: &[Device], updates: &[DeviceUpdate], now: u64) -> Markup
     }
 }
 
+/// The health panel: each component the gateway depends on, ok or failing since when, the last
+/// error and the next retry.
+fn health_rows(health: &[crate::health::ComponentHealth], now: u64) -> Markup {
+    html! {
+        table #health {
+            thead { tr { th { "Component" } th { "State" } th { "Since" } th { "Failed attempts" } th { "Next retry" } th { "Last error" } } }
+            tbody {
+                @for h in health {
+                    tr data-component=(h.component.as_str()) data-state=(h.state) {
+                        td { (h.component.as_str()) }
+                        td { @if h.ok { (badge("good", "ok")) } @else { (badge("bad", "failing")) } }
+                        td { (when(now, Some(h.since))) }
+                        td { (h.failures) }
+                        td { @match h.next_retry {
+                            Some(t) if t > now => { "in " (t - now) " s" }
+                            Some(_) => "now",
+                            None => "—",
+                        } }
+                        td { (h.last_error.as_deref().unwrap_or("")) }
+                    }
+                }
+            }
+        }
+    }
+}
+
 fn event_rows(events: &[Event], now: u64) -> Markup {
     html! {
         table.events {
@@ -444,6 +470,8 @@ pub(crate) async fn overview(
                 p { (counters.notices_sent) " notices · " (counters.downloads) " downloads" }
             }
         }
+        h2 { "Health" }
+        (health_rows(&web.http.metrics.health().snapshot(), now))
         h2 { "Latest events" }
         (event_rows(&events, now))
         p { a href="/events" { "All events" } }
@@ -537,6 +565,7 @@ pub(crate) async fn device(
         dl.facts {
             dt { "Model" } dd { (device.model) }
             dt { "Hardware" } dd { (device.hardware) }
+            dt { "Group" } dd { @if let Some(g) = &device.group { (g) } @else { span.muted { "none" } } }
             dt { "MAC" } dd { code { (device.mac) } }
             dt { "Version" } dd { @if let Some(v) = &device.version { (v) } @else { span.muted { "not reported yet" } } }
             dt { "Image SHA-256" } dd { @if let Some(h) = &device.sha256 { (short(h)) } @else { "–" } }
@@ -635,8 +664,12 @@ pub(crate) async fn releases(
     Extension(session): Extension<Session>,
 ) -> Response {
     let registry = web.http.registry.clone();
-    let releases = match blocking(move || registry.releases()).await {
-        Ok(releases) => releases,
+    let (releases, (rollouts, default)) = match blocking(move || {
+        Ok((registry.releases()?, super::rollout::load(&registry)?))
+    })
+    .await
+    {
+        Ok(data) => data,
         Err(response) => return response,
     };
     let mut by_model: BTreeMap<(&str, &str), Vec<&Release>> = BTreeMap::new();
@@ -651,6 +684,7 @@ pub(crate) async fn releases(
         @if releases.is_empty() {
             p.muted { "No release announced on any followed channel yet." }
         }
+        (super::rollout::panel(&rollouts, &releases, default.as_ref(), &session.csrf, now))
         @for ((vendor, model), list) in &by_model {
             h2 { (model) " " small.muted { "by " (vendor) } }
             (release_rows(list, now))

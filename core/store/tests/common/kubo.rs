@@ -117,6 +117,27 @@ impl KuboDaemon {
         &self.api
     }
 
+    /// The HTTP gateway base URL (`Addresses.Gateway`), `http://127.0.0.1:PORT`, as the daemon
+    /// wrote it to `$IPFS_PATH/gateway` once the gateway listener was bound.
+    pub fn gateway_url(&self) -> String {
+        let start = Instant::now();
+        loop {
+            if let Ok(url) = std::fs::read_to_string(self.dir.path().join("gateway")) {
+                let url = url.trim().to_owned();
+                let addr = url.trim_start_matches("http://");
+                if url.starts_with("http://127.0.0.1:") && TcpStream::connect(addr).is_ok() {
+                    return url;
+                }
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "ipfs daemon: no gateway after 30s:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// The store URL for `fwledger_store::open`, `kubo+http://127.0.0.1:PORT`.
     pub fn store_url(&self) -> String {
         format!("kubo+{}", self.api)
