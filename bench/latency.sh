@@ -37,7 +37,7 @@ if [ ${#ledgers[@]} -eq 0 ]; then
     fi
 fi
 mkdir -p "$out"
-cargo build --release -q -p fwledger --example channel_latency
+cargo build --release -q -p fwledger --features iota --example channel_latency
 example="$root/target/release/examples/channel_latency"
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) before"
 csvs=()

@@ -503,8 +503,9 @@ pub async fn run(device: Device, shared: Arc<Shared>, mut stop: watch::Receiver<
         id,
     });
     let notice_topic = topics::notice(&sim.id);
-    // Status traffic: a check request every interval while connected (its own task, so that
-    // the event loop's poll is never cancelled by a timer).
+    // Status traffic: the current status and a check request every interval while connected,
+    // as the agents do (PROTOCOL §12: a lost report reaches the gateway within one interval);
+    // its own task, so that the event loop's poll is never cancelled by a timer.
     let connected = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let checker = {
         let (sim, connected, mut stop) = (sim.clone(), connected.clone(), stop.clone());
@@ -517,6 +518,13 @@ pub async fn run(device: Device, shared: Arc<Shared>, mut stop: watch::Receiver<
                     _ = stop.changed() => break,
                     _ = ticks.tick() => {
                         if connected.load(std::sync::atomic::Ordering::Relaxed) {
+                            let report = DeviceStatus {
+                                progress: None,
+                                ..sim.lock().report.clone()
+                            };
+                            if let Ok(json) = serde_json::to_vec(&report) {
+                                let _ = sim.client.publish(&sim.status_topic, QoS::AtLeastOnce, false, json).await;
+                            }
                             let _ = sim.client.publish(&sim.check_topic, QoS::AtLeastOnce, false, Vec::new()).await;
                         }
                     }

@@ -291,7 +291,13 @@ fn broker_killed_mid_rollout_is_restarted_and_every_device_updates() {
         .status();
     assert!(killed.is_ok_and(|s| s.success()));
     r.wait_all_running("1.1.0");
-    let events = r.events();
+    // The devices may have finished before the supervisor noticed: wait for it, bounded.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut events = r.events();
+    while !events.contains("mosquitto exited; restarting it") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        events = r.events();
+    }
     assert!(
         events.contains("mosquitto exited; restarting it"),
         "{events}"
