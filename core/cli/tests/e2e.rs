@@ -248,6 +248,21 @@ async fn security_version_rollback_is_never_installed() {
             s.state == UpdateState::Confirmed && s.version == "1.1.0"
         })
         .await;
+    // The gateway knows the device's security version before the next release arrives (the
+    // device's report of it may still be queued when the device itself says confirmed).
+    let registry = gateway.registry().clone();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let device = registry.device("lamp-sv").unwrap().unwrap();
+        if device.security_version == 5 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "registry never saw security version 5: {device:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     // A newer version with a lower security version: the gateway does not offer it (and the
     // device would refuse it: see core/device/tests). The device stays on 1.1.0.
     world.publish("1.2.0", 4).await;
