@@ -14,7 +14,7 @@ use reqwest::{Client, Response, Url};
 use serde_json::Value;
 
 use crate::block::parse_cid;
-use crate::kubo::{read_limited, tls_config, ReadError};
+use crate::kubo::{http_client, read_limited, ReadError};
 use crate::{Added, ContentStore, ContentStream, KuboStore, Profile, StoreError};
 
 /// Largest reply read from the cluster.
@@ -81,13 +81,11 @@ impl ClusterStore {
             let path = format!("{}/", api.path());
             api.set_path(&path);
         }
-        let client = Client::builder()
-            .tls_backend_preconfigured(tls_config()?)
-            .connect_timeout(kubo.timeouts().connect)
-            .no_proxy()
-            .http1_only()
-            .build()
-            .map_err(|e| bad(&e.to_string()))?;
+        let client = http_client(
+            &format!("cluster URL {cluster_api:?}"),
+            kubo.timeouts().connect,
+            None,
+        )?;
         Ok(ClusterStore {
             kubo,
             client,

@@ -89,15 +89,13 @@ impl KuboStore {
     /// Like [`new`](Self::new), with the given timeouts.
     pub fn with_timeouts(base_url: &str, timeouts: KuboTimeouts) -> Result<Self, StoreError> {
         let api = api_url(base_url)?;
-        let client = Client::builder()
-            .tls_backend_preconfigured(tls_config()?)
-            .connect_timeout(timeouts.connect)
-            // no client-wide read timeout: Kubo answers `add` and `pin/add` only when done, so
-            // each request carries its own total timeout instead
-            .no_proxy()
-            .http1_only()
-            .build()
-            .map_err(|e| StoreError::Unsupported(format!("Kubo client for {base_url}: {e}")))?;
+        // No client-wide read timeout: Kubo answers `add` and `pin/add` only when done, so
+        // each request carries its own total timeout instead.
+        let client = http_client(
+            &format!("Kubo client for {base_url}"),
+            timeouts.connect,
+            None,
+        )?;
         Ok(KuboStore {
             client,
             api,
@@ -483,6 +481,28 @@ fn api_url(base_url: &str) -> Result<Url, StoreError> {
 }
 
 /// rustls with ring (the workspace's one provider) and the platform's roots, for `https://`.
+/// The HTTP client every store of this crate talks through: rustls with the platform verifier,
+/// HTTP/1 only, no proxy, `connect` bounded, and (when given) a read timeout between bytes.
+/// `what` names the client in the error.
+pub(crate) fn http_client(
+    what: &str,
+    connect: Duration,
+    read: Option<Duration>,
+) -> Result<Client, StoreError> {
+    let builder = Client::builder()
+        .tls_backend_preconfigured(tls_config()?)
+        .connect_timeout(connect)
+        .no_proxy()
+        .http1_only();
+    let builder = match read {
+        Some(read) => builder.read_timeout(read),
+        None => builder,
+    };
+    builder
+        .build()
+        .map_err(|e| StoreError::Unsupported(format!("{what}: {e}")))
+}
+
 pub(crate) fn tls_config() -> Result<rustls::ClientConfig, StoreError> {
     let tls = |e: rustls::Error| StoreError::Unsupported(format!("TLS setup: {e}"));
     let provider = Arc::new(rustls::crypto::ring::default_provider());

@@ -23,7 +23,7 @@ use tokio::task::spawn_blocking;
 
 use crate::block::{parse_cid, MAX_BLOCK_SIZE};
 use crate::dagcbor::decode_header;
-use crate::kubo::{read_limited, task_failed, tls_config, ReadError};
+use crate::kubo::{http_client, read_limited, task_failed, ReadError};
 use crate::walk::FileWalk;
 use crate::{Added, ContentStore, ContentStream, Profile, StoreError};
 
@@ -107,14 +107,11 @@ impl TrustlessStore {
     /// Like [`new`](Self::new), with the given timeouts.
     pub fn with_timeouts(base_url: &str, timeouts: GatewayTimeouts) -> Result<Self, StoreError> {
         let base = gateway_url(base_url)?;
-        let client = Client::builder()
-            .tls_backend_preconfigured(tls_config()?)
-            .connect_timeout(timeouts.connect)
-            .read_timeout(timeouts.idle)
-            .no_proxy()
-            .http1_only()
-            .build()
-            .map_err(|e| StoreError::Unsupported(format!("gateway client for {base_url}: {e}")))?;
+        let client = http_client(
+            &format!("gateway client for {base_url}"),
+            timeouts.connect,
+            Some(timeouts.idle),
+        )?;
         Ok(TrustlessStore {
             client,
             base,
